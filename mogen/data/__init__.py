@@ -1,0 +1,42 @@
+"""Reading neurons and turning them into fragment datasets.
+
+Public API::
+
+    read_swc, read_mesh, load_file, navis_examples   # readers -> µm
+    make_fragments                                   # neuron -> fragments (unit ball)
+    split_neurons                                    # by-neuron split
+    FragmentDataset, make_loader, manifest_hash      # dataset dir -> training batches
+    DataError, SWCError, MeshError                   # bad input, naming file and place
+
+Heavy modules (navis, trimesh) are imported lazily by the readers.
+"""
+
+from .dataset import FragmentDataset, make_loader, manifest_hash, random_rotations, read_manifest
+from .errors import DataError, MeshError, SWCError
+from .split import SPLITS, split_neurons
+
+
+def __getattr__(name):
+    # Readers pull in navis/trimesh; import them only when asked, so `import mogen.data`
+    # stays quick for the training loop.
+    lazy = {
+        "read_swc": ("swc", "read_swc"),
+        "parse_swc": ("swc", "parse_swc"),
+        "read_mesh": ("mesh", "read_mesh"),
+        "load_file": ("neuron", "load_file"),
+        "navis_examples": ("neuron", "navis_examples"),
+        "Neuron": ("neuron", "Neuron"),
+        "make_fragments": ("fragments", "make_fragments"),
+        "to_um": ("units", "to_um"),
+    }
+    if name in lazy:
+        import importlib
+
+        mod, attr = lazy[name]
+        return getattr(importlib.import_module(f"{__name__}.{mod}"), attr)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+__all__ = ["FragmentDataset", "make_loader", "manifest_hash", "random_rotations", "read_manifest", "DataError",
+           "MeshError", "SWCError", "SPLITS", "split_neurons", "read_swc", "parse_swc", "read_mesh", "load_file",
+           "navis_examples", "Neuron", "make_fragments", "to_um"]

@@ -1,0 +1,213 @@
+"""Fragments: crops of a neuron's surface in a ball of radius R around anchors on its cable.
+
+Anchors are spread evenly along the cable: every path from a root gets one anchor each
+``spacing`` µm of path length (random offset per neuron, so the seed decides where), so a
+neuron yields about cable / spacing anchors. If there are more than ``max_fragments``, a
+seeded random subset is used.
+
+A crop is an exact uniform sample of (surface ∩ ball(anchor, R)): the primitives whose
+bounding spheres reach the ball are drawn ∝ area, points outside the ball are rejected, and
+this repeats until N points are in. Anchors whose ball holds less surface than
+``min_area_frac · πR²`` (3.1 µm² at R = 10 µm; a stub or a skeleton node off the mesh) are
+skipped. A neuron with less cable than one crop diameter (2R) is refused.
+
+Fragments are stored in unit-ball coordinates: (points − anchor) / R.
+"""
+
+from __future__ import annotations
+
+import zlib
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.sparse import coo_matrix
+from scipy.sparse.csgraph import dijkstra
+from scipy.spatial import cKDTree
+
+from .conditions import mst_leaf_count
+from .errors import DataError
+from .surface import MeshSurface, Surface, skeleton_geometry, skeleton_surface
+
+DEFAULT_RADIUS_UM = 10.0
+DEFAULT_POINTS = 2048
+DEFAULT_SPACING_UM = 5.0
+DEFAULT_MAX_FRAGMENTS = 500
+DEFAULT_MIN_AREA_FRAC = 0.01
+
+
+def neuron_rng(seed: int, neuron_id: str) -> np.random.Generator:
+    """A generator that depends only on the seed and the neuron (not on file order)."""
+    return np.random.default_rng([int(seed), zlib.crc32(str(neuron_id).encode())])
+
+
+def path_length_from_root(xyz: np.ndarray, pidx: np.ndarray) -> np.ndarray:
+    """Cable distance of every node from its tree's root (µm)."""
+    n = len(xyz)
+    child = np.nonzero(pidx >= 0)[0]
+    roots = np.nonzero(pidx < 0)[0]
+    w = np.linalg.norm(xyz[child] - xyz[pidx[child]], axis=1)
+    # A virtual node n joins all roots, so one Dijkstra covers every tree; tiny weights
+    # stand in for zero (sparse graphs drop explicit zeros).
+    src = np.concatenate([pidx[child], np.full(len(roots), n)])
+    dst = np.concatenate([child, roots])
+    g = coo_matrix((np.concatenate([np.maximum(w, 1e-12), np.full(len(roots), 1e-12)]), (src, dst)), shape=(n + 1, n + 1))
+    return dijkstra(g.tocsr(), directed=True, indices=n)[:n]
+
+
+def anchors_along_cable(xyz: np.ndarray, pidx: np.ndarray, spacing: float, rng: np.random.Generator):
+    """Points every ``spacing`` µm along every root path; returns ``(positions [A,3], nearest node [A])``.
+
+    Examples
+    --------
+    >>> xyz = np.array([[0, 0, 0], [10, 0, 0], [20, 0, 0]], float)
+    >>> pos, node = anchors_along_cable(xyz, np.array([-1, 0, 1]), 5.0, np.random.default_rng(0))
+    >>> len(pos)
+    4
+    """
+    d = path_length_from_root(xyz, pidx)
+    child = np.nonzero(pidx >= 0)[0]
+    par = pidx[child]
+    lo, hi = d[par], d[child]
+    offset = rng.uniform(0, spacing)
+    kmin = np.floor((lo - offset) / spacing).astype(np.int64) + 1
+    kmax = np.floor((hi - offset) / spacing).astype(np.int64)
+    count = np.maximum(kmax - kmin + 1, 0)
+    e = np.repeat(np.arange(len(child)), count)
+    k = kmin[e] + np.arange(len(e)) - np.repeat(np.cumsum(count) - count, count)
+    t = ((offset + k * spacing - lo[e]) / np.maximum(hi[e] - lo[e], 1e-12))[:, None]
+    pos = xyz[par[e]] + t * (xyz[child[e]] - xyz[par[e]])
+    nearest = np.where(t[:, 0] < 0.5, par[e], child[e])
+    return pos, nearest
+
+
+class Cropper:
+    """Uniform samples of a surface inside balls of radius R (one KD-tree per neuron)."""
+
+    def __init__(self, surface: Surface, radius: float):
+        self.surface, self.radius = surface, float(radius)
+        big = surface.bounds > self.radius  # few large primitives are checked directly
+        self.big = np.nonzero(big)[0]
+        self.small = np.nonzero(~big)[0]
+        self.tree = cKDTree(surface.centers[self.small]) if len(self.small) else None
+        self.reach = self.radius + (surface.bounds[self.small].max() if len(self.small) else 0.0)
+
+    def candidates(self, anchor: np.ndarray) -> np.ndarray:
+        """Primitives whose bounding sphere meets the ball."""
+        parts = []
+        if self.tree is not None:
+            parts.append(self.small[np.asarray(self.tree.query_ball_point(anchor, self.reach), dtype=np.int64)])
+        parts.append(self.big)
+        c = np.concatenate(parts)
+        s = self.surface
+        near = np.linalg.norm(s.centers[c] - anchor, axis=1) - s.bounds[c] <= self.radius
+        return c[near & (s.areas[c] > 0)]
+
+    def crop(self, anchor: np.ndarray, n: int, rng: np.random.Generator, min_area: float = 0.0):
+        """``n`` uniform points of surface ∩ ball(anchor, R), relative to the anchor (µm).
+
+        Returns ``(points [n, 3], area estimate µm²)`` or ``(None, area)`` when the ball holds
+        less than ``min_area`` of surface.
+        """
+        cand = self.candidates(anchor)
+        if len(cand) == 0:
+            return None, 0.0
+        total = float(self.surface.areas[cand].sum())
+        r2 = self.radius**2
+        kept, got, tried = [], 0, 0
+        m = int(1.5 * n) + 64
+        for _ in range(200):
+            pts = self.surface.sample(m, rng, subset=cand) - anchor
+            inside = pts[np.einsum("ij,ij->i", pts, pts) <= r2]
+            tried += m
+            got += len(inside)
+            kept.append(inside)
+            if tried == m and total * got / tried < min_area:
+                return None, total * got / tried
+            if got >= n:
+                break
+            rate = max(got / tried, 1e-4)
+            m = int(min((n - got) / rate * 1.2 + 64, 4_000_000))
+        else:  # pragma: no cover - needs a surface with ~0 area inside the ball
+            return None, total * got / max(tried, 1)
+        return np.concatenate(kept)[:n], total * got / tried
+
+
+@dataclass
+class Fragments:
+    """Fragments of one neuron (F rows)."""
+
+    points: np.ndarray  # float32 [F, N, 3], unit ball
+    anchor_um: np.ndarray  # float32 [F, 3]
+    neurite_type: np.ndarray  # int8 [F]
+    mst_leaves: np.ndarray  # int32 [F]
+    cable_um: float
+    n_anchors: int
+    n_skipped: int
+
+    def __len__(self) -> int:
+        return len(self.points)
+
+
+def neuron_surface(neuron, radius: float) -> Surface:
+    """The surface crops are taken from: the mesh if there is one, else the skeleton's tube."""
+    if neuron.mesh is not None:
+        return MeshSurface(neuron.mesh.vertices, neuron.mesh.faces)
+    soma = neuron.soma_nodes if len(neuron.soma_nodes) else None
+    return skeleton_surface(neuron.skeleton, max_length=radius / 2, soma_nodes=soma)
+
+
+def make_fragments(
+    neuron,
+    radius: float = DEFAULT_RADIUS_UM,
+    points: int = DEFAULT_POINTS,
+    spacing: float = DEFAULT_SPACING_UM,
+    max_fragments: int | None = DEFAULT_MAX_FRAGMENTS,
+    seed: int = 0,
+    min_area_frac: float = DEFAULT_MIN_AREA_FRAC,
+) -> Fragments:
+    """Cut a :class:`mogen.data.neuron.Neuron` into fragments.
+
+    Examples
+    --------
+    >>> from mogen.data.neuron import navis_examples
+    >>> fr = make_fragments(navis_examples()[0], points=256, max_fragments=3)
+    >>> fr.points.shape, bool((np.linalg.norm(fr.points, axis=-1) <= 1 + 1e-6).all())
+    ((3, 256, 3), True)
+    """
+    xyz, _, _, pidx = skeleton_geometry(neuron.skeleton)
+    child = np.nonzero(pidx >= 0)[0]
+    cable = float(np.linalg.norm(xyz[child] - xyz[pidx[child]], axis=1).sum())
+    if cable < 2 * radius:
+        raise DataError(neuron.source, "neuron", f"neuron is smaller than one crop: {cable:.3g} µm of cable < crop diameter {2 * radius:g} µm")
+    rng = neuron_rng(seed, neuron.id)
+    anchors, nearest = anchors_along_cable(xyz, pidx, spacing, rng)
+    order = rng.permutation(len(anchors)) if max_fragments and len(anchors) > max_fragments else np.arange(len(anchors))
+    limit = max_fragments or len(anchors)
+    cropper = Cropper(neuron_surface(neuron, radius), radius)
+    min_area = min_area_frac * np.pi * radius**2
+    out_pts, out_idx, skipped = [], [], 0
+    for i in order:
+        pts, _ = cropper.crop(anchors[i], points, rng, min_area)
+        if pts is None:
+            skipped += 1
+            continue
+        out_pts.append((pts / radius).astype(np.float32))
+        out_idx.append(i)
+        if len(out_pts) >= limit:
+            break
+    if not out_pts:
+        raise DataError(neuron.source, "neuron", f"no fragment: all {len(anchors)} anchors have less than {min_area:.3g} µm² of surface within {radius:g} µm")
+    idx = np.asarray(out_idx)
+    keep = np.argsort(idx)  # store in cable order, not draw order
+    pts = np.stack(out_pts)[keep]
+    idx = idx[keep]
+    leaves = np.array([mst_leaf_count(p) for p in pts], dtype=np.int32)
+    return Fragments(
+        points=pts,
+        anchor_um=anchors[idx].astype(np.float32),
+        neurite_type=np.asarray(neuron.node_types)[nearest[idx]].astype(np.int8),
+        mst_leaves=leaves,
+        cable_um=cable,
+        n_anchors=len(anchors),
+        n_skipped=skipped,
+    )

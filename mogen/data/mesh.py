@@ -1,0 +1,76 @@
+"""Reading neuron surface meshes (OBJ, PLY, STL, OFF, GLB via trimesh; navis MeshNeuron) in µm."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from .errors import MeshError
+from .units import guess_mesh_units, to_um
+
+MESH_SUFFIXES = (".obj", ".ply", ".stl", ".off", ".glb", ".gltf")
+
+
+def check_mesh(vertices: np.ndarray, faces: np.ndarray, file) -> None:
+    """Raise :class:`MeshError` for an empty, non-finite, out-of-range or zero-area mesh."""
+    if len(vertices) == 0 or len(faces) == 0:
+        raise MeshError(file, "mesh", f"empty mesh ({len(vertices)} vertices, {len(faces)} faces)")
+    bad = np.nonzero(~np.isfinite(vertices).all(1))[0]
+    if len(bad):
+        raise MeshError(file, f"vertex {bad[0]}", f"non-finite coordinate {vertices[bad[0]].tolist()} ({len(bad)} such vertices)")
+    out = np.nonzero(((faces < 0) | (faces >= len(vertices))).any(1))[0]
+    if len(out):
+        raise MeshError(file, f"face {out[0]}", f"refers to vertex {faces[out[0]].tolist()} but the mesh has {len(vertices)} vertices")
+    tri = vertices[faces]
+    area = 0.5 * np.linalg.norm(np.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0]), axis=1)
+    if not (area > 0).any():
+        raise MeshError(file, "mesh", f"degenerate mesh: all {len(faces)} faces have zero area")
+
+
+def read_mesh(path, units=None):
+    """Read a mesh file as a :class:`trimesh.Trimesh` in µm.
+
+    Returns ``(mesh, unit, unit_note)``. Units: ``units`` if given, else the file's own
+    (trimesh reads them from some formats), else a guess from the median edge length
+    (:func:`mogen.data.units.guess_mesh_units`).
+
+    Examples
+    --------
+    >>> import trimesh, tempfile, os
+    >>> p = tempfile.mktemp(suffix=".ply")
+    >>> _ = trimesh.creation.box(extents=(800, 800, 800)).export(p)
+    >>> m, unit, note = read_mesh(p); os.unlink(p)
+    >>> unit, round(float(m.extents[0]), 3)
+    ('nm', 0.8)
+    """
+    import trimesh
+
+    path = Path(path)
+    try:
+        loaded = trimesh.load(str(path), force="mesh", process=False)
+    except Exception as exc:
+        raise MeshError(path, "file", f"cannot read mesh ({type(exc).__name__}: {exc})") from None
+    if not isinstance(loaded, trimesh.Trimesh):
+        raise MeshError(path, "file", f"no triangle mesh in file (got {type(loaded).__name__})")
+    v = np.asarray(loaded.vertices, dtype=np.float64)
+    f = np.asarray(loaded.faces, dtype=np.int64)
+    check_mesh(v, f, path)
+    if units is not None:
+        unit, note = str(units), "from --units"
+    elif getattr(loaded, "units", None):
+        unit, note = str(loaded.units), "from file"
+    else:
+        unit, note = guess_mesh_units(v, f)
+    return trimesh.Trimesh(v * to_um(unit), f, process=False), unit, note
+
+
+def mesh_from_navis(neuron, units=None):
+    """A navis MeshNeuron's mesh as a trimesh in µm (honouring ``neuron.units``)."""
+    import trimesh
+
+    unit = units if units is not None else neuron.units
+    v = np.asarray(neuron.vertices, dtype=np.float64)
+    f = np.asarray(neuron.faces, dtype=np.int64)
+    check_mesh(v, f, f"navis neuron {neuron.id}")
+    return trimesh.Trimesh(v * to_um(unit), f, process=False)

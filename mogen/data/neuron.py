@@ -1,0 +1,192 @@
+"""A neuron ready for fragmenting: skeleton (+ optional mesh) in µm, with neurite types.
+
+Sources: SWC files, mesh files (with a same-named SWC beside them, or skeletonised with
+navis/skeletor), ``.asc``/``.h5`` through MorphIO when installed, and navis neurons (the
+default data: navis's example meshes with their matching skeletons).
+
+Neurite types per skeleton node (codes of :data:`mogen.data.conditions.NEURITE_TYPES`):
+SWC type 1 → soma, 2 → axon, 3/4 (basal/apical) → dendrite, anything else → unknown.
+navis example neurons have no SWC types; there ``navis.split_axon_dendrite`` (synapse flow
+centrality, from their connectors) labels axon and dendrite, the primary neurite ("linker")
+stays unknown and nodes within the soma radius are soma.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .errors import DataError
+from .mesh import MESH_SUFFIXES, mesh_from_navis, read_mesh
+from .swc import read_swc
+from .units import DEFAULT_SWC_UNITS, to_um
+
+SWC_TYPE_TO_NEURITE = {1: 1, 2: 2, 3: 3, 4: 3}
+MORPHIO_SUFFIXES = (".asc", ".h5")
+SKELETON_SUFFIXES = (".swc",) + MORPHIO_SUFFIXES
+SUFFIXES = SKELETON_SUFFIXES + MESH_SUFFIXES
+
+
+@dataclass
+class Neuron:
+    """One neuron in µm.
+
+    ``skeleton`` is a navis TreeNeuron; ``node_types`` its per-node neurite type codes
+    (row-aligned with ``skeleton.nodes``); ``mesh`` a trimesh or None (surface then comes
+    from the skeleton's tube).
+    """
+
+    id: str
+    source: str
+    kind: str  # "mesh" or "skeleton"
+    skeleton: object
+    node_types: np.ndarray
+    mesh: object = None
+    units: str = "um"
+    units_note: str = ""
+    soma_nodes: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+
+
+def swc_node_types(labels: np.ndarray) -> np.ndarray:
+    """Neurite type codes from SWC type codes (unknown for non-standard codes)."""
+    out = np.zeros(len(labels), np.int8)
+    for code, t in SWC_TYPE_TO_NEURITE.items():
+        out[np.asarray(labels) == code] = t
+    return out
+
+
+def _read_morphio(path: Path, units):
+    """Read .asc/.h5 with MorphIO (optional dependency) into a TreeNeuron via SWC rows."""
+    try:
+        import morphio
+    except ImportError:
+        raise DataError(path, "", "reading .asc/.h5 needs MorphIO: pip install 'mogen[morphio]'") from None
+    from .swc import parse_swc
+    import navis
+
+    try:
+        m = morphio.Morphology(str(path), options=morphio.Option.allow_unifurcated_section_change)
+    except Exception as exc:
+        raise DataError(path, "file", f"MorphIO cannot read it ({exc})") from None
+    rows, nid = [], 0
+    soma_pts, soma_d = np.asarray(m.soma.points), np.asarray(m.soma.diameters)
+    parent_soma = -1
+    for p, d in zip(soma_pts, soma_d):
+        nid += 1
+        rows.append(f"{nid} 1 {p[0]} {p[1]} {p[2]} {d / 2} {parent_soma}")
+        parent_soma = nid
+    last = {}
+    for sec in m.iter():
+        par = last[sec.parent.id] if not sec.is_root else (1 if len(soma_pts) else -1)
+        code = int(sec.type)
+        for k, (p, d) in enumerate(zip(sec.points, sec.diameters)):
+            if k == 0 and not sec.is_root:
+                continue  # MorphIO repeats the parent's last point at a section's start
+            nid += 1
+            rows.append(f"{nid} {code} {p[0]} {p[1]} {p[2]} {d / 2} {par}")
+            par = nid
+        last[sec.id] = par
+    df = parse_swc("\n".join(rows), file=path)
+    df.pop("line")
+    scale = to_um(units or DEFAULT_SWC_UNITS)
+    df[["x", "y", "z", "radius"]] *= scale
+    return navis.TreeNeuron(df, units="1 micrometer", name=path.stem, id=path.stem)
+
+
+def skeletonize_mesh(mesh, name: str):
+    """A skeleton (µm) for a lone mesh, via navis/skeletor's wavefront method."""
+    import navis
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        mn = navis.MeshNeuron(mesh, units="1 micrometer", id=name)
+        sk = navis.skeletonize(mn, method="wavefront", heal=True, inv_dist=None, progress=False)
+    sk.nodes["label"] = 0
+    return sk
+
+
+def load_file(path, neuron_id: str | None = None, units=None) -> Neuron:
+    """Read one file into a :class:`Neuron` (raises :class:`DataError` on bad input)."""
+    path = Path(path)
+    nid = neuron_id or path.stem
+    suffix = path.suffix.lower()
+    if suffix == ".swc":
+        sk = read_swc(path, units=units, name=nid)
+        return Neuron(nid, str(path), "skeleton", sk, swc_node_types(sk.nodes.label.to_numpy()),
+                      units=str(units or DEFAULT_SWC_UNITS), units_note="from --units" if units else "SWC default")
+    if suffix in MORPHIO_SUFFIXES:
+        sk = _read_morphio(path, units)
+        return Neuron(nid, str(path), "skeleton", sk, swc_node_types(sk.nodes.label.to_numpy()),
+                      units=str(units or DEFAULT_SWC_UNITS), units_note="from --units" if units else "SWC default")
+    if suffix in MESH_SUFFIXES:
+        mesh, unit, note = read_mesh(path, units=units)
+        partner = path.with_suffix(".swc")
+        if partner.exists():  # a matching skeleton gives anchors and neurite types
+            sk = read_swc(partner, units=units if units else None, name=nid)
+            types = swc_node_types(sk.nodes.label.to_numpy())
+        else:
+            try:
+                sk = skeletonize_mesh(mesh, nid)
+            except Exception as exc:
+                raise DataError(path, "mesh", f"could not skeletonise the mesh ({type(exc).__name__}: {exc})") from None
+            types = np.zeros(sk.n_nodes, np.int8)
+        return Neuron(nid, str(path), "mesh", sk, types, mesh=mesh, units=unit, units_note=note)
+    raise DataError(path, "", f"unsupported file type {suffix!r} (expected one of {', '.join(SUFFIXES)})")
+
+
+def _navis_types(sk) -> tuple[np.ndarray, str]:
+    """Axon/dendrite labels from navis's synapse-flow split; unknown where it cannot run."""
+    import navis
+
+    types = np.zeros(sk.n_nodes, np.int8)
+    try:
+        x = sk if sk.n_trees == 1 else navis.heal_skeleton(sk)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            split = navis.split_axon_dendrite(x, metric="synapse_flow_centrality", label_only=True)
+        comp = split.nodes.set_index("node_id").compartment.reindex(sk.nodes.node_id).to_numpy()
+        types[comp == "axon"] = 2
+        types[comp == "dendrite"] = 3
+        how = "navis.split_axon_dendrite"
+    except Exception as exc:
+        how = f"unknown (split_axon_dendrite failed: {type(exc).__name__})"
+    return types, how
+
+
+def from_navis(mesh_neuron, skeleton, units=None, source: str | None = None) -> Neuron:
+    """A :class:`Neuron` from a navis MeshNeuron (may be None) and its TreeNeuron."""
+    import navis
+
+    unit = units if units is not None else skeleton.units
+    s = to_um(unit)
+    types, how = _navis_types(skeleton)
+    nodes = skeleton.nodes[["node_id", "parent_id", "x", "y", "z", "radius"]].copy()
+    nodes[["x", "y", "z", "radius"]] = nodes[["x", "y", "z", "radius"]].astype(float) * s
+    nodes["label"] = 0
+    nid = str(skeleton.id)
+    sk = navis.TreeNeuron(nodes, units="1 micrometer", id=nid, name=nid)
+    soma = np.atleast_1d(skeleton.soma if skeleton.soma is not None else [])
+    soma = np.asarray([x for x in soma if x is not None], dtype=np.int64)
+    if len(soma):
+        xyz = nodes[["x", "y", "z"]].to_numpy()
+        ids = nodes.node_id.to_numpy()
+        for sid in soma:
+            row = np.nonzero(ids == sid)[0][0]
+            near = np.linalg.norm(xyz - xyz[row], axis=1) <= max(nodes.radius.iloc[row], 1e-9)
+            types[near] = 1
+    mesh = mesh_from_navis(mesh_neuron, units) if mesh_neuron is not None else None
+    return Neuron(nid, source or f"navis:{nid}", "mesh" if mesh is not None else "skeleton", sk, types,
+                  mesh=mesh, units=str(unit), units_note=f"navis units; neurite types: {how}", soma_nodes=soma)
+
+
+def navis_examples(units=None) -> list[Neuron]:
+    """The 5 navis example neurons: meshes with their matching skeletons."""
+    import navis
+
+    sks = navis.example_neurons(kind="skeleton")
+    meshes = navis.example_neurons(kind="mesh")
+    by_id = {m.id: m for m in meshes}
+    return [from_navis(by_id.get(s.id), s, units, source=f"navis.example_neurons:{s.id}") for s in sks]
