@@ -13,8 +13,6 @@ radius, label`` (``label`` = SWC type code), scaled to µm.
 
 from __future__ import annotations
 
-import math
-import re
 from pathlib import Path
 
 import numpy as np
@@ -26,21 +24,6 @@ from .errors import SWCError
 from .units import DEFAULT_SWC_UNITS, to_um
 
 _COLUMNS = ("id", "type", "x", "y", "z", "radius", "parent")
-_SPLIT = re.compile(r"[\s,]+")
-
-
-def _parse_int(tok: str, name: str, file, lineno: int) -> int:
-    try:
-        return int(tok)
-    except ValueError:
-        pass
-    try:
-        v = float(tok)
-    except ValueError:
-        raise SWCError(file, f"line {lineno}", f"non-numeric {name} {tok!r}") from None
-    if not math.isfinite(v) or v != int(v):
-        raise SWCError(file, f"line {lineno}", f"{name} must be an integer, got {tok!r}")
-    return int(v)
 
 
 def parse_swc(text: str, file="<swc>") -> pd.DataFrame:
@@ -55,52 +38,64 @@ def parse_swc(text: str, file="<swc>") -> pd.DataFrame:
     >>> df[["node_id", "parent_id"]].values.tolist()
     [[1, -1], [2, 1]]
     """
-    ids, labels, coords, parents, lines = [], [], [], [], []
-    for lineno, raw in enumerate(text.splitlines(), 1):
-        line = raw.strip().lstrip("\ufeff")
-        if not line or line.startswith("#"):
+    lines, rows = [], []
+    for lineno, raw in enumerate(text.replace(",", " ").splitlines(), 1):
+        toks = raw.split()
+        if not toks or toks[0].startswith(("#", "\ufeff#")):
             continue
-        toks = [t for t in _SPLIT.split(line) if t]
+        if toks[0].startswith("\ufeff"):
+            toks[0] = toks[0][1:]
         if len(toks) < 7:
-            raise SWCError(file, f"line {lineno}", f"expected 7 fields (id type x y z radius parent), found {len(toks)}: {line[:60]!r}")
-        nid = _parse_int(toks[0], "node id", file, lineno)
-        lab = _parse_int(toks[1], "type", file, lineno)
-        par = _parse_int(toks[6], "parent id", file, lineno)
-        xyzr = []
-        for name, tok in zip(_COLUMNS[2:6], toks[2:6]):
-            try:
-                v = float(tok)
-            except ValueError:
-                raise SWCError(file, f"line {lineno}", f"non-numeric {name} {tok!r}") from None
-            if not math.isfinite(v):
-                raise SWCError(file, f"line {lineno}", f"{name} is {tok} (must be a finite number)")
-            xyzr.append(v)
-        if xyzr[3] < 0:
-            raise SWCError(file, f"line {lineno}", f"negative radius {toks[5]}")
-        ids.append(nid)
-        labels.append(lab)
-        coords.append(xyzr)
-        parents.append(par)
+            raise SWCError(file, f"line {lineno}", f"expected 7 fields (id type x y z radius parent), found {len(toks)}: {raw.strip()[:60]!r}")
         lines.append(lineno)
-    if not ids:
+        rows.append(toks[:7])
+    if not rows:
         raise SWCError(file, "", "no nodes (file has no data lines)")
-    ids_a = np.asarray(ids, dtype=np.int64)
-    par_a = np.asarray(parents, dtype=np.int64)
     lines_a = np.asarray(lines)
+    try:  # fast path: numpy converts every field at once
+        a = np.array(rows, dtype=np.float64)
+    except (ValueError, OverflowError):  # find the first bad field, to name it
+        a = np.array([_parse_row(r, file, n) for r, n in zip(rows, lines)], dtype=np.float64)
+    for col, name in ((0, "node id"), (1, "type"), (6, "parent id")):
+        bad = np.nonzero(~np.isfinite(a[:, col]) | (a[:, col] != np.round(a[:, col])) | (np.abs(a[:, col]) > 2**62))[0]
+        if len(bad):
+            i = bad[0]
+            raise SWCError(file, f"line {lines[i]}", f"{name} must be an integer, got {rows[i][col]!r}")
+    for col, name in ((2, "x"), (3, "y"), (4, "z"), (5, "radius")):
+        bad = np.nonzero(~np.isfinite(a[:, col]))[0]
+        if len(bad):
+            i = bad[0]
+            raise SWCError(file, f"line {lines[i]}", f"{name} is {rows[i][col]} (must be a finite number)")
+    neg = np.nonzero(a[:, 5] < 0)[0]
+    if len(neg):
+        raise SWCError(file, f"line {lines[neg[0]]}", f"negative radius {rows[neg[0]][5]}")
+    ids_a = a[:, 0].astype(np.int64)
+    par_a = a[:, 6].astype(np.int64)
     _check_topology(ids_a, par_a, lines_a, file)
-    c = np.asarray(coords, dtype=np.float64)
     return pd.DataFrame(
         {
             "node_id": ids_a,
-            "label": np.asarray(labels, dtype=np.int64),
-            "x": c[:, 0],
-            "y": c[:, 1],
-            "z": c[:, 2],
-            "radius": c[:, 3],
+            "label": a[:, 1].astype(np.int64),
+            "x": a[:, 2],
+            "y": a[:, 3],
+            "z": a[:, 4],
+            "radius": a[:, 5],
             "parent_id": par_a,
             "line": lines_a,
         }
     )
+
+
+def _parse_row(toks: list[str], file, lineno: int) -> list[float]:
+    """Convert one row, raising on the first non-numeric field."""
+    out = []
+    for name, tok in zip(_COLUMNS, toks):
+        try:
+            out.append(float(tok))
+        except ValueError:
+            label = {"id": "node id", "parent": "parent id"}.get(name, name)
+            raise SWCError(file, f"line {lineno}", f"non-numeric {label} {tok!r}") from None
+    return out
 
 
 def _check_topology(ids: np.ndarray, parents: np.ndarray, lines: np.ndarray, file) -> None:

@@ -1,0 +1,132 @@
+"""SWC reader: quirks it must accept, bad input it must refuse clearly, real files, fuzzing."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from mogen.data import DataError, MeshError, SWCError
+from mogen.data.neuron import load_file, swc_node_types
+from mogen.data.swc import parse_swc, read_swc
+
+DATA = Path(__file__).parent / "data"
+
+
+def test_quirky_file_reads():
+    n = read_swc(DATA / "swc" / "quirky.swc")
+    nodes = n.nodes.set_index("node_id")
+    assert len(nodes) == 10
+    assert sorted(nodes.index[nodes.parent_id < 0]) == [10, 100]  # two roots
+    assert nodes.loc[14, "parent_id"] == 13  # parent defined after its child
+    assert nodes.loc[15, "z"] == 15 and nodes.loc[16, "radius"] == 0.4  # extra column, commas
+    assert str(n.units) == "1 micrometer"
+    types = swc_node_types(n.nodes.label.to_numpy())
+    assert dict(zip(n.nodes.node_id, types))[100] == 0  # custom type 7 -> unknown
+    assert dict(zip(n.nodes.node_id, types))[13] == 3
+
+
+def test_units_scale_coordinates_and_radii():
+    um = read_swc(DATA / "swc" / "quirky.swc").nodes
+    nm = read_swc(DATA / "swc" / "quirky.swc", units="nm").nodes
+    np.testing.assert_allclose(nm[["x", "y", "z", "radius"]].to_numpy() * 1000, um[["x", "y", "z", "radius"]].to_numpy())
+
+
+@pytest.mark.parametrize(
+    "name, where, words",
+    [
+        ("bad_nonnumeric.swc", "line 3", "non-numeric x 'abc'"),
+        ("bad_missing_parent.swc", "line 3", "parent id 7 of node 3 does not exist"),
+        ("bad_cycle.swc", "line", "cycle"),
+        ("bad_nan.swc", "line 2", "y is nan"),
+        ("bad_inf.swc", "line 2", "z is inf"),
+        ("bad_negative_radius.swc", "line 2", "negative radius"),
+        ("bad_empty.swc", "", "no nodes"),
+    ],
+)
+def test_bad_swc_names_file_line_problem(name, where, words):
+    with pytest.raises(SWCError) as err:
+        read_swc(DATA / "swc" / name)
+    msg = str(err.value)
+    assert name in msg and where in msg and words in msg, msg
+
+
+def test_cycle_message_lists_the_loop():
+    with pytest.raises(SWCError, match=r"cycle in parent links: .*2.*4.*3|cycle in parent links: .*3.*2.*4|cycle in parent links: .*4.*3.*2"):
+        read_swc(DATA / "swc" / "bad_cycle.swc")
+
+
+def test_duplicate_id_and_short_line():
+    with pytest.raises(SWCError, match="line 2: duplicate node id 1"):
+        parse_swc("1 1 0 0 0 1 -1\n1 3 1 0 0 1 -1\n", "dup.swc")
+    with pytest.raises(SWCError, match="line 1: expected 7 fields"):
+        parse_swc("1 1 0 0 0 1\n", "short.swc")
+
+
+@pytest.mark.parametrize("name, words", [("empty.obj", "empty mesh"), ("degenerate.obj", "degenerate mesh")])
+def test_bad_mesh_names_file_and_problem(name, words):
+    with pytest.raises(MeshError) as err:
+        load_file(DATA / "mesh" / name)
+    assert name in str(err.value) and words in str(err.value)
+
+
+def test_nonfinite_mesh_vertex(tmp_path):
+    p = tmp_path / "nan.obj"
+    p.write_text("v 0 0 0\nv 1 0 0\nv 0 nan 0\nf 1 2 3\n")
+    with pytest.raises(MeshError, match=r"nan.obj: vertex 2: non-finite"):
+        load_file(p)
+
+
+def test_unsupported_suffix(tmp_path):
+    p = tmp_path / "x.txt"
+    p.write_text("hello")
+    with pytest.raises(DataError, match="unsupported file type"):
+        load_file(p)
+
+
+REAL = [
+    "snudda/AA0059.swc",  # tabs, parents after children
+    "neuron-morphology/Ctgf-2A-dgCre;Ai14-495723.05.02.01_651989845_m_pia.swc",  # root id 0
+    "dbbs-models/GolgiCell.swc",  # trailing whitespace, custom types
+    "swc-visualizer/dopaminergic.swc",  # blank lines, no soma
+    "morphology-workflows/C270106A.swc",  # soma contour with radius 0
+    "axon-synthesis",  # CRLF; a folder: take its first file
+    "pywarper/Image013-009_01_raw_latest_Uygar.swc",  # type 0 only, radius <= 0
+]
+
+
+@pytest.mark.parametrize("rel", REAL)
+def test_real_files_read(shared_data, rel):
+    p = shared_data / "skeletons" / rel
+    if p.is_dir():
+        p = sorted(p.glob("*.swc"))[0]
+    if not p.exists():
+        cands = sorted((shared_data / "skeletons" / Path(rel).parent).glob(Path(rel).name.split(";")[0] + "*"))
+        p = cands[0]
+    n = read_swc(p)
+    assert n.n_nodes > 100
+    assert np.isfinite(n.nodes[["x", "y", "z", "radius"]].to_numpy()).all()
+
+
+_token = st.one_of(
+    st.integers(-3, 12).map(str),
+    st.floats(allow_nan=True, allow_infinity=True).map(repr),
+    st.sampled_from(["-1", "nan", "inf", "1e400", "abc", "", "#", "1.5", "0x1", "--1", "\u00b5"]),
+)
+_line = st.lists(_token, min_size=0, max_size=9).map(lambda t: " ".join(t))
+_text = st.lists(_line, max_size=12).map("\n".join) | st.text(max_size=200)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(_text)
+def test_fuzz_reader_raises_only_swc_error(text):
+    try:
+        df = parse_swc(text, "fuzz.swc")
+    except SWCError:
+        return
+    assert len(df) > 0
+    assert np.isfinite(df[["x", "y", "z", "radius"]].to_numpy()).all()
+    assert (df.radius >= 0).all()
