@@ -130,3 +130,13 @@ def test_fuzz_reader_raises_only_swc_error(text):
     assert len(df) > 0
     assert np.isfinite(df[["x", "y", "z", "radius"]].to_numpy()).all()
     assert (df.radius >= 0).all()
+
+
+def test_morphio_formats_match_swc(shared_data, tmp_path):
+    morphio = pytest.importorskip("morphio", reason="optional extra mogen[morphio] not installed")
+    src = shared_data / "skeletons" / "morphology-workflows" / "C270106A.swc"
+    morphio.mut.Morphology(str(src)).write(str(tmp_path / "cell.h5"))
+    ref = read_swc(src)
+    n = load_file(tmp_path / "cell.h5")
+    assert n.skeleton.cable_length == pytest.approx(ref.cable_length, rel=1e-6)
+    assert (n.node_types == 1).sum() == (swc_node_types(ref.nodes.label.to_numpy()) == 1).sum()

@@ -186,7 +186,13 @@ def navis_examples(units=None) -> list[Neuron]:
     """The 5 navis example neurons: meshes with their matching skeletons."""
     import navis
 
-    sks = navis.example_neurons(kind="skeleton")
-    meshes = navis.example_neurons(kind="mesh")
-    by_id = {m.id: m for m in meshes}
-    return [from_navis(by_id.get(s.id), s, units, source=f"navis.example_neurons:{s.id}") for s in sks]
+    return [navis_example(i, units) for i in range(len(navis.example_neurons(kind="skeleton")))]
+
+
+def navis_example(index: int, units=None) -> Neuron:
+    """One of the 5 navis example neurons (mesh with its skeleton), by position."""
+    import navis
+
+    sk = navis.example_neurons(kind="skeleton")[index]
+    mesh = {m.id: m for m in navis.example_neurons(kind="mesh")}.get(sk.id)
+    return from_navis(mesh, sk, units, source=f"navis.example_neurons:{sk.id}")

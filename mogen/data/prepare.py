@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from concurrent.futures import ProcessPoolExecutor
 import time
 import warnings
 from pathlib import Path
@@ -43,6 +44,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--units", default=None, help="units of the input coordinates, e.g. nm, um, '8 nanometer' (default: see above)")
     p.add_argument("--on-error", choices=["raise", "skip"], default="raise",
                    help="bad file: stop (raise) or record it in manifest 'failed' and go on (skip)")
+    p.add_argument("--workers", type=int, default=1, help="processes working on neurons in parallel")
     p.add_argument("--force", action="store_true", help="overwrite a non-empty --out")
 
 
@@ -96,14 +98,40 @@ def _table(rows: list[list[str]], header: list[str]) -> str:
     return "\n".join([line(header), line(["-" * x for x in w])] + [line(r) for r in rows])
 
 
-def run(args: argparse.Namespace) -> int:
+def _process(spec: tuple, settings: dict):
+    """Read one input and cut it into fragments -> ``(manifest entry, fragments, error)``.
+
+    Runs in a worker process with ``--workers``; returns errors as text instead of raising,
+    so one bad file cannot take the pool down.
+    """
     import numpy as np
+
+    from .neuron import load_file, navis_example
+
+    kind, what, nid = spec
+    source = what if kind == "file" else nid
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            neuron = load_file(what, nid, settings["units"]) if kind == "file" else navis_example(what, settings["units"])
+            fr = make_fragments(neuron, settings["radius"], settings["points"], settings["spacing"],
+                                settings["max_fragments"], settings["seed"], settings["min_area_frac"])
+        except Exception as exc:
+            return None, None, str(exc) if isinstance(exc, DataError) else f"{source}: {type(exc).__name__}: {exc}"
+    notes = [str(w.message) for w in caught if issubclass(w.category, UserWarning) and "radius" in str(w.message)]
+    entry = {"id": neuron.id, "source": neuron.source, "kind": neuron.kind, "fragments": len(fr),
+             "cable_um": round(fr.cable_um, 3), "units": neuron.units, "units_note": neuron.units_note,
+             "anchors": fr.n_anchors, "skipped_anchors": fr.n_skipped,
+             "neurite_types": np.bincount(fr.neurite_type, minlength=4).tolist(), "warnings": notes}
+    return entry, fr, None
+
+
+def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from mogen import __version__
 
     from .dataset import DatasetWriter, write_manifest
-    from .neuron import load_file, navis_examples
     from .split import split_neurons
 
     out = Path(args.out)
@@ -123,43 +151,42 @@ def run(args: argparse.Namespace) -> int:
     t0 = time.time()
     if jobs is None:
         print("no INPUT: using the 5 navis example neurons (meshes + skeletons)")
-        neurons = navis_examples(args.units)
-        items = [(n.source, n.id, (lambda n=n: n)) for n in neurons]
+        specs = [("navis", i, f"navis.example_neurons:{i}") for i in range(5)]
     else:
-        items = [(str(f), nid, (lambda f=f, nid=nid: load_file(f, nid, args.units))) for f, nid in jobs]
+        specs = [("file", str(f), nid) for f, nid in jobs]
+    settings = dict(radius=args.radius_um, points=args.points, spacing=args.spacing_um,
+                    max_fragments=args.max_fragments_per_neuron or None, seed=args.seed,
+                    min_area_frac=args.min_area_frac, units=args.units)
 
     writer = DatasetWriter(out, args.points)
-    ok, failed = [], []
-    bar = tqdm(items, desc="prepare", unit="neuron", file=sys.stderr)
-    for source, nid, load in bar:
-        bar.set_postfix_str(nid[-30:])
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
-            try:
-                neuron = load()
-                fr = make_fragments(neuron, args.radius_um, args.points, args.spacing_um,
-                                    args.max_fragments_per_neuron or None, args.seed, args.min_area_frac)
-            except Exception as exc:
-                msg = str(exc) if isinstance(exc, DataError) else f"{source}: {type(exc).__name__}: {exc}"
-                if args.on_error == "raise":
-                    bar.close()
-                    import shutil
+    results: dict[int, dict] = {}
+    failed: list[dict] = []
+    bar = tqdm(total=len(specs), desc="prepare", unit="neuron", file=sys.stderr)
+    pool = ProcessPoolExecutor(args.workers) if args.workers > 1 else None
+    outcomes = (pool.map(_process, specs, [settings] * len(specs)) if pool else (_process(s, settings) for s in specs))
+    for k, (spec, (entry, fr, error)) in enumerate(zip(specs, outcomes)):
+        bar.update(1)
+        if error is not None:
+            if args.on_error == "raise":
+                bar.close()
+                if pool:
+                    pool.shutdown(cancel_futures=True)
+                import shutil
 
-                    shutil.rmtree(out / ".chunks", ignore_errors=True)
-                    print(f"mogen prepare: error: {msg}", file=sys.stderr)
-                    print("(use --on-error skip to record bad files in the manifest and go on)", file=sys.stderr)
-                    return 1
-                failed.append({"file": source, "error": msg})
-                continue
-        notes = [str(w.message) for w in caught if issubclass(w.category, UserWarning) and "µm" in str(w.message)]
-        for n in notes:
-            tqdm.write(f"warning: {n}", file=sys.stderr)
-        writer.add(nid, fr)
-        ok.append({"id": nid, "source": source, "kind": neuron.kind, "fragments": len(fr), "cable_um": round(fr.cable_um, 3),
-                   "units": neuron.units, "units_note": neuron.units_note, "anchors": fr.n_anchors,
-                   "skipped_anchors": fr.n_skipped,
-                   "neurite_types": np.bincount(fr.neurite_type, minlength=4).tolist(), "warnings": notes})
+                shutil.rmtree(out / ".chunks", ignore_errors=True)
+                print(f"mogen prepare: error: {error}", file=sys.stderr)
+                print("(use --on-error skip to record bad files in the manifest and go on)", file=sys.stderr)
+                return 1
+            failed.append({"file": spec[1] if spec[0] == "file" else spec[2], "error": error})
+            continue
+        for note in entry["warnings"]:
+            tqdm.write(f"warning: {note}", file=sys.stderr)
+        writer.add(entry["id"], fr)
+        results[k] = entry
     bar.close()
+    if pool:
+        pool.shutdown()
+    ok = [results[k] for k in sorted(results)]
 
     splits = split_neurons([n["id"] for n in ok], args.val, args.test, args.seed)
     counts = writer.finish(splits)
