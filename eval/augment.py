@@ -1,0 +1,437 @@
+"""Does augmenting with generated fragments cut reconstruction errors? The augmentation experiment.
+
+    python -m eval.augment --real DATASET_DIR --synthetic SAMPLES.npz [--share 0.1] [--seeds 5] --out DIR
+
+A point-cloud classifier (``mogen.augment.classifier``) learns to tell true joins from false
+merges (``mogen.augment.examples``). Arms differ only in what replaces a share p of each batch:
+
+* ``real``          nothing (real merge candidates only)
+* ``synthetic``     candidates built from the generator's samples (SAMPLES.npz), p ∈ ``--shares``
+* ``jitter``        control: candidates from jittered, elastically deformed real fragments
+* ``random-walk``   control: candidates from random-walk neurons
+
+Every arm uses the same steps, batch size, schedule, candidate pools and seeds. The accept
+threshold is set on real validation true joins (``--acceptance`` of them accepted); on the
+held-out test neurons we count false merges accepted + true joins rejected, AUROC, and replay
+agglomeration (``mogen.augment.replay``): residual split + merge errors per mm of cable. Each
+arm's mean and 95% CI over seeds, and its relative change vs ``real`` with a paired bootstrap CI
+over seeds, go to ``DIR/report.json``, ``DIR/report.md`` and ``DIR/augment.png``. A learning curve
+over the number of real training neurons (real only) shows whether the baseline is data-starved.
+
+Splits are by neuron and come from the dataset's manifest. If it has no validation neurons (the
+default navis dataset: 4 train / 0 val / 1 test), one train neuron is held out as validation and
+is never used to train the classifier. The command refuses SAMPLES.npz whose generator was
+trained on any validation or test neuron of the dataset (``train_neurons`` in the npz).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing as mp
+import os
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from mogen.augment.examples import build_candidates, elastic_deform
+from mogen.augment.random_walk import random_walk_fragments
+
+ARMS = ("real", "synthetic", "jitter", "random-walk")
+_STATE: dict = {}  # pools shared with forked workers
+
+
+# ----------------------------------------------------------------------------- inputs
+def load_split(root: Path, split: str) -> tuple[np.ndarray, dict]:
+    pts = np.load(root / split / "points.npy", mmap_mode="r")
+    meta = dict(np.load(root / split / "fragments.npz"))
+    meta["neuron_id"] = meta["neuron_id"].astype(str)
+    if len(meta["neuron_id"]) != len(pts):
+        raise ValueError(f"{root / split}: {len(pts)} fragments in points.npy but {len(meta['neuron_id'])} rows in fragments.npz")
+    return pts, meta
+
+
+def load_samples(path: Path) -> tuple[np.ndarray, dict]:
+    """Generated fragments in unit-ball coordinates, and the npz's settings."""
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such samples file (write one with sample.py)")
+    with np.load(path, allow_pickle=False) as z:
+        if "points" not in z:
+            raise ValueError(f"{path}: no 'points' array; expected a samples.npz written by sample.py")
+        pts = z["points"].astype(np.float32)
+        meta = {k: z[k].item() if z[k].ndim == 0 else z[k] for k in z.files if k != "points"}
+    if pts.ndim != 3 or pts.shape[-1] != 3 or len(pts) == 0:
+        raise ValueError(f"{path}: points have shape {pts.shape}, expected [n, N, 3] with n > 0")
+    if not np.isfinite(pts).all():
+        raise ValueError(f"{path}: points contain NaN or inf")
+    if str(meta.get("units", "um")) != "unit":
+        pts = pts / float(meta["radius_um"])
+    return pts, meta
+
+
+def check_generator(manifest: dict, samples_meta: dict, samples_path: Path, dataset_dir: Path, dataset_hash: str) -> dict:
+    """Refuse a generator that saw validation or test neurons; say how it relates to this dataset."""
+    raw = samples_meta.get("train_neurons")
+    if raw is None:
+        raise SystemExit(f"refusing: {samples_path} has no 'train_neurons', so it cannot be checked against "
+                         f"{dataset_dir}'s validation/test neurons")
+    trained = set(json.loads(str(raw)))
+    held = set(manifest["splits"].get("val", {}).get("neurons", [])) | set(manifest["splits"].get("test", {}).get("neurons", []))
+    leaked = sorted(trained & held)
+    if leaked:
+        raise SystemExit(f"refusing: the generator behind {samples_path} was trained on neurons that are validation/test "
+                         f"neurons of {dataset_dir}: {leaked}. Train it on the real-train split only.")
+    same = str(samples_meta.get("manifest_hash", "")) == dataset_hash
+    return dict(generator_train_neurons=sorted(trained), same_dataset=same,
+                subset_of_train=trained <= set(manifest["splits"]["train"]["neurons"]),
+                samples_manifest_hash=str(samples_meta.get("manifest_hash", "")), dataset_manifest_hash=dataset_hash,
+                checkpoint=str(samples_meta.get("checkpoint", "")), n_samples=None)
+
+
+# ----------------------------------------------------------------------------- statistics
+def auroc(pos: np.ndarray, neg: np.ndarray) -> float:
+    """Probability that a true join outscores a false merge (Mann-Whitney U / n_pos n_neg)."""
+    from scipy.stats import mannwhitneyu
+
+    if len(pos) == 0 or len(neg) == 0:
+        return float("nan")
+    return float(mannwhitneyu(pos, neg).statistic / (len(pos) * len(neg)))
+
+
+def mean_ci(x: np.ndarray) -> tuple[float, float, float]:
+    """Mean and 95% t-interval over seeds."""
+    from scipy.stats import t
+
+    x = np.asarray(x, float)
+    m = float(x.mean())
+    if len(x) < 2:
+        return m, float("nan"), float("nan")
+    h = float(t.ppf(0.975, len(x) - 1) * x.std(ddof=1) / np.sqrt(len(x)))
+    return m, m - h, m + h
+
+
+def paired_reduction(arm: np.ndarray, base: np.ndarray, n_boot: int = 10000, seed: int = 0) -> tuple[float, float, float]:
+    """Relative reduction 1 − mean(arm)/mean(base) with a paired bootstrap 95% CI over seeds."""
+    arm, base = np.asarray(arm, float), np.asarray(base, float)
+    point = 1 - arm.mean() / base.mean() if base.mean() > 0 else float("nan")
+    rng = np.random.default_rng(seed)
+    idx = rng.integers(len(arm), size=(n_boot, len(arm)))
+    b = base[idx].mean(1)
+    r = 1 - arm[idx].mean(1) / np.where(b > 0, b, np.nan)
+    lo, hi = np.nanpercentile(r, [2.5, 97.5])
+    return float(point), float(lo), float(hi)
+
+
+# ----------------------------------------------------------------------------- one run
+def _pool_job(job: tuple) -> object:
+    """Build a chunk of merge candidates (runs in a worker)."""
+    name, kwargs = job
+    frags, ids, partners = _STATE["sources"][name]
+    return build_candidates(frags, ids, partners=partners, **kwargs)
+
+
+def _build_pools(specs: dict, workers: int, n_points: int, chunk: int = 250) -> dict:
+    """specs: name -> (n, extra kwargs); chunks of ``chunk`` candidates run in parallel."""
+    from mogen.augment.examples import Candidates
+
+    jobs, owner = [], []
+    for name, (n, kw) in specs.items():
+        for c, start in enumerate(range(0, n, chunk)):
+            seed = kw.get("seed", 0) * 100003 + c
+            jobs.append((name, dict(kw, n=min(chunk, n - start), n_points=n_points, seed=seed)))
+            owner.append(name)
+    results = _parallel(_pool_job, jobs, workers, "merge candidates")
+    pools = {}
+    for name in specs:
+        parts = [r for r, o in zip(results, owner) if o == name]
+        pools[name] = Candidates(*[np.concatenate([getattr(p, f) for p in parts]) for f in Candidates.__dataclass_fields__])
+    return pools
+
+
+def _train_job(job: dict) -> dict:
+    import torch
+
+    from mogen.augment.classifier import score, train_classifier
+
+    torch.set_num_threads(1)
+    s = _STATE
+    t0 = time.time()
+    real = s["pools"][f"real@{job['n_train']}"]
+    extra = s["pools"].get(job["arm"]) if job["arm"] != "real" else None
+    model = train_classifier((real.points, real.labels), None if extra is None else (extra.points, extra.labels),
+                             share=job["share"], steps=s["steps"], batch_size=s["batch_size"], lr=s["lr"], seed=job["seed"])
+    train_s = time.time() - t0
+    val = score(model, s["pools"]["val"].points)
+    thr = float(np.quantile(val, 1 - s["acceptance"]))
+    test = s["pools"]["test"]
+    st = score(model, test.points)
+    pos, neg = st[test.labels == 1], st[test.labels == 0]
+    fm, tj = int((neg >= thr).sum()), int((pos < thr).sum())
+    rep = s["replay"]
+    rs = score(model, rep.clouds)
+    replay = rep.errors(rs, thr)
+    return dict(job, threshold=thr, auroc=auroc(pos, neg), false_merges_accepted=fm, true_joins_rejected=tj,
+                errors=fm + tj, error_rate=(fm + tj) / len(st), true_join_acceptance=float((pos >= thr).mean()),
+                replay_auroc=auroc(rs[rep.same & rep.involved], rs[~rep.same & rep.involved]),
+                **{f"replay_{k}": v for k, v in replay.items()}, train_seconds=train_s, seconds=time.time() - t0)
+
+
+def _parallel(fn, jobs: list, workers: int, desc: str) -> list:
+    from tqdm import tqdm
+
+    if workers <= 1:
+        return [fn(j) for j in tqdm(jobs, desc=desc)]
+    ctx = mp.get_context("fork")
+    with ctx.Pool(workers) as pool:
+        return list(tqdm(pool.imap(fn, jobs), total=len(jobs), desc=desc))
+
+
+# ----------------------------------------------------------------------------- experiment
+def run_experiment(args: argparse.Namespace) -> dict:
+    from mogen.augment.replay import Replay, neuron_clouds
+    from mogen.data import manifest_hash, read_manifest
+
+    t_start = time.time()
+    timings = {}
+    root = Path(args.real)
+    manifest = read_manifest(root)
+    R = float(manifest["radius_um"])
+    samples, smeta = load_samples(Path(args.synthetic))
+    provenance = check_generator(manifest, smeta, Path(args.synthetic), root, manifest_hash(root))
+    provenance["n_samples"] = int(len(samples))
+
+    tr_pts, tr_meta = load_split(root, "train")
+    te_pts, te_meta = load_split(root, "test")
+    train_neurons = list(manifest["splits"]["train"]["neurons"])
+    val_neurons = list(manifest["splits"].get("val", {}).get("neurons", []))
+    test_neurons = list(manifest["splits"]["test"]["neurons"])
+    rng = np.random.default_rng(args.data_seed)
+    if val_neurons:
+        va_pts, va_meta = load_split(root, "val")
+        val_note = "dataset val split"
+    else:
+        if len(train_neurons) < 3:
+            raise SystemExit(f"{root}: no validation neurons and only {len(train_neurons)} train neurons; need 3 to hold one out")
+        val_neurons = [str(rng.choice(sorted(train_neurons)))]
+        train_neurons = [n for n in train_neurons if n not in val_neurons]
+        va_pts, va_meta = tr_pts, tr_meta
+        val_note = "held out from the dataset's train split (it has no val split); never used to train the classifier"
+    if not test_neurons:
+        raise SystemExit(f"{root}: the test split has no neurons")
+    train_rows = np.flatnonzero(np.isin(tr_meta["neuron_id"], train_neurons))
+    val_rows = np.flatnonzero(np.isin(va_meta["neuron_id"], val_neurons))
+    order = list(rng.permutation(sorted(train_neurons)))
+    curve = sorted({n for n in (args.curve or range(2, len(order) + 1)) if 2 <= n <= len(order)} | {len(order)})
+
+    # merge-candidate sources: real subsets (learning curve), synthetic, controls, val, test
+    n_extra = min(len(samples), args.max_synthetic)
+    sources = {}
+    for n in curve:
+        rows = train_rows[np.isin(tr_meta["neuron_id"][train_rows], order[:n])]
+        sources[f"real@{n}"] = (np.asarray(tr_pts[rows]), tr_meta["neuron_id"][rows], None)
+    sources["synthetic"] = (samples[:n_extra], np.array([f"syn{i}" for i in range(n_extra)]), None)
+    pick = rng.choice(train_rows, size=n_extra)
+    sources["jitter"] = (elastic_deform(np.asarray(tr_pts[np.sort(pick)]), seed=args.data_seed), tr_meta["neuron_id"][np.sort(pick)], None)
+    per = 16
+    sources["random-walk"] = (random_walk_fragments(n_extra, n_points=tr_pts.shape[1], radius_um=R, seed=args.data_seed, per_neuron=per),
+                              np.array([f"rw{i // per}" for i in range(n_extra)]), None)
+    sources["val"] = (np.asarray(va_pts[val_rows]), va_meta["neuron_id"][val_rows], None)
+    if len(test_neurons) >= 2:
+        partners, partner_note = (np.asarray(te_pts), te_meta["neuron_id"]), "other test neurons"
+    else:
+        partners, partner_note = (sources["val"][0], sources["val"][1]), "validation neurons (the test split has one neuron)"
+    sources["test"] = (np.asarray(te_pts), te_meta["neuron_id"], partners)
+    _STATE["sources"] = sources
+    specs = {f"real@{n}": (args.train_candidates, dict(seed=1)) for n in curve}
+    specs.update({a: (args.extra_candidates, dict(seed=2)) for a in ("synthetic", "jitter", "random-walk")})
+    specs["val"] = (args.val_candidates, dict(seed=3, only="true"))
+    specs["test"] = (args.test_candidates, dict(seed=4))
+    pools = _build_pools(specs, args.workers, args.points)
+    timings["candidates_s"] = time.time() - t_start
+
+    # agglomeration replay on the test neurons (+ partners they can be falsely merged with)
+    t0 = time.time()
+    clouds = neuron_clouds(te_pts, te_meta["anchor_um"], te_meta["neuron_id"], R, test_neurons)
+    if len(test_neurons) < 2:
+        clouds.update(neuron_clouds(va_pts, va_meta["anchor_um"], va_meta["neuron_id"], R, val_neurons))
+    cable = {n["id"]: float(n["cable_um"]) for n in manifest["neurons"]}
+    replay = Replay(clouds, test_neurons, cable, R, args.points, piece_um=args.piece_um, contact_um=args.contact_um,
+                    seed=args.data_seed)
+    timings["replay_setup_s"] = time.time() - t0
+    _STATE.update(pools=pools, replay=replay, steps=args.steps, batch_size=args.batch_size, lr=args.lr,
+                  acceptance=args.acceptance)
+
+    # training runs: every arm × seed at the full train set, and real-only over the learning curve
+    shares = sorted(set(args.shares) | {args.share})
+    full = curve[-1]
+    jobs = [dict(arm="real", share=0.0, n_train=full, seed=s) for s in range(args.seeds)]
+    for arm in ("synthetic", "jitter", "random-walk"):
+        jobs += [dict(arm=arm, share=p, n_train=full, seed=s) for p in shares for s in range(args.seeds)]
+    jobs += [dict(arm="real", share=0.0, n_train=n, seed=s) for n in curve[:-1] for s in range(args.seeds)]
+    t0 = time.time()
+    runs = _parallel(_train_job, jobs, args.workers, "classifier runs")
+    timings["training_s"] = time.time() - t0
+    timings["total_s"] = time.time() - t_start
+
+    return summarise(runs, dict(
+        dataset=str(root), synthetic=str(args.synthetic), provenance=provenance,
+        splits=dict(train=train_neurons, val=val_neurons, test=test_neurons, val_note=val_note,
+                    false_merge_partners_for_test=partner_note, learning_curve_order=[str(x) for x in order]),
+        pools={k: dict(n=len(v), true=int(v.labels.sum())) for k, v in pools.items()},
+        replay=replay.summary, settings={k: v for k, v in vars(args).items() if k not in ("out",)},
+        baselines=dict(no_merges=replay.errors(np.zeros(len(replay.edges)), 0.5),
+                       merge_all=replay.errors(np.ones(len(replay.edges)), 0.5)),
+        timings=timings, shares=shares, full_n_train=full, curve=curve,
+        machine=dict(cpus=os.cpu_count(), workers=args.workers)))
+
+
+METRICS = ("errors", "error_rate", "false_merges_accepted", "true_joins_rejected", "auroc", "true_join_acceptance",
+           "replay_errors_per_mm", "replay_split_per_mm", "replay_merge_per_mm", "replay_auroc")
+
+
+def summarise(runs: list[dict], info: dict) -> dict:
+    def arm_runs(arm, share, n):
+        rs = [r for r in runs if r["arm"] == arm and r["share"] == share and r["n_train"] == n]
+        return sorted(rs, key=lambda r: r["seed"])
+
+    full = info["full_n_train"]
+    base = arm_runs("real", 0.0, full)
+    table = []
+    for arm in ARMS:
+        for share in ([0.0] if arm == "real" else info["shares"]):
+            rs = arm_runs(arm, share, full)
+            row = dict(arm=arm, share=share, n_train=full, seeds=len(rs))
+            for m in METRICS:
+                row[m] = mean_ci([r[m] for r in rs])
+            for m in ("errors", "replay_errors_per_mm"):
+                row[f"reduction_{m}"] = paired_reduction([r[m] for r in rs], [r[m] for r in base]) if arm != "real" else None
+            table.append(row)
+    curve = []
+    for n in info["curve"]:
+        rs = arm_runs("real", 0.0, n)
+        curve.append(dict(n_train=n, seeds=len(rs), **{m: mean_ci([r[m] for r in rs]) for m in METRICS}))
+    return dict(info, table=table, learning_curve=curve, runs=runs)
+
+
+# ----------------------------------------------------------------------------- report
+def _fmt(v, digits=3) -> str:
+    m, lo, hi = v
+    return f"{m:.{digits}f} [{lo:.{digits}f}, {hi:.{digits}f}]"
+
+
+def _pct(v) -> str:
+    if v is None:
+        return "—"
+    return f"{100 * v[0]:+.1f}% [{100 * v[1]:+.1f}, {100 * v[2]:+.1f}]"
+
+
+def write_report(rep: dict, out: Path) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "report.json").write_text(json.dumps(rep, indent=1, default=float))
+    p = rep["provenance"]
+    lines = [
+        "# Augmentation experiment", "",
+        f"dataset `{rep['dataset']}`; synthetic `{rep['synthetic']}` ({p['n_samples']} samples, checkpoint `{p['checkpoint']}`)",
+        f"generator trained on {p['generator_train_neurons']} (same dataset manifest: {p['same_dataset']}; "
+        f"subset of real-train: {p['subset_of_train']})",
+        f"classifier train neurons {rep['splits']['train']}; val {rep['splits']['val']} ({rep['splits']['val_note']}); "
+        f"test {rep['splits']['test']}; test false-merge partners: {rep['splits']['false_merge_partners_for_test']}",
+        f"candidates: " + ", ".join(f"{k} {v['n']} ({v['true']} true)" for k, v in rep["pools"].items()),
+        f"replay: {rep['replay']}",
+        f"replay baselines: no merges {rep['baselines']['no_merges']['errors_per_mm']:.2f}/mm, "
+        f"merge everything {rep['baselines']['merge_all']['errors_per_mm']:.2f}/mm",
+        f"settings: steps {rep['settings']['steps']}, batch {rep['settings']['batch_size']}, points {rep['settings']['points']}, "
+        f"seeds {rep['settings']['seeds']}, acceptance {rep['settings']['acceptance']}",
+        f"time: {rep['timings']['total_s'] / 60:.1f} min total ({', '.join(f'{k} {v:.0f}' for k, v in rep['timings'].items())}) "
+        f"on {rep['machine']['workers']} worker processes", "",
+        "Mean [95% CI over seeds]; reduction = 1 − arm/real, paired bootstrap 95% CI over seeds (positive = fewer errors).", "",
+        "| arm | share | test errors (FM acc + TJ rej) | AUROC | replay errors/mm | split/mm | merge/mm | Δ errors | Δ replay errors/mm |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in rep["table"]:
+        lines.append(f"| {r['arm']} | {r['share']:.2f} | {_fmt(r['errors'], 1)} | {_fmt(r['auroc'])} | "
+                     f"{_fmt(r['replay_errors_per_mm'], 2)} | {_fmt(r['replay_split_per_mm'], 2)} | {_fmt(r['replay_merge_per_mm'], 2)} | "
+                     f"{_pct(r['reduction_errors'])} | {_pct(r['reduction_replay_errors_per_mm'])} |")
+    lines += ["", "Learning curve (real only):", "", "| real train neurons | test errors | AUROC | replay errors/mm |", "|---|---|---|---|"]
+    for r in rep["learning_curve"]:
+        lines.append(f"| {r['n_train']} | {_fmt(r['errors'], 1)} | {_fmt(r['auroc'])} | {_fmt(r['replay_errors_per_mm'], 2)} |")
+    (out / "report.md").write_text("\n".join(lines) + "\n")
+    _plot(rep, out / "augment.png")
+
+
+def _plot(rep: dict, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 3, figsize=(14, 4))
+    names = [f"{r['arm']}\n{r['share']:.1f}" if r["arm"] != "real" else "real" for r in rep["table"]]
+    for ax, m, title in ((axes[0], "errors", "test errors (FM acc + TJ rej)"), (axes[1], "replay_errors_per_mm", "replay errors / mm")):
+        mean = [r[m][0] for r in rep["table"]]
+        err = np.array([[r[m][0] - r[m][1], r[m][2] - r[m][0]] for r in rep["table"]]).T
+        ax.bar(range(len(mean)), mean, yerr=np.nan_to_num(err), capsize=3, color=["0.5"] + ["C0"] * (len(mean) - 1))
+        ax.set_xticks(range(len(mean)), names, fontsize=7)
+        ax.set_title(title)
+    lc = rep["learning_curve"]
+    x = [r["n_train"] for r in lc]
+    for m, lab in (("replay_errors_per_mm", "replay errors/mm"),):
+        y = [r[m][0] for r in lc]
+        e = np.nan_to_num(np.array([[r[m][0] - r[m][1], r[m][2] - r[m][0]] for r in lc]).T)
+        axes[2].errorbar(x, y, yerr=e, marker="o", capsize=3, label=lab)
+    axes[2].set_xlabel("real training neurons")
+    axes[2].set_title("learning curve (real only)")
+    axes[2].legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+# ----------------------------------------------------------------------------- CLI
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m eval.augment", description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--real", required=True, help="dataset directory written by `mogen prepare` (manifest.json, train/val/test)")
+    p.add_argument("--synthetic", required=True, help="samples.npz written by sample.py (with train_neurons)")
+    p.add_argument("--out", required=True, help="output directory for report.json, report.md, augment.png")
+    p.add_argument("--share", type=float, default=0.1, help="share of each batch replaced by synthetic/control candidates")
+    p.add_argument("--shares", type=float, nargs="*", default=[0.1, 0.3], help="shares swept (--share is always included)")
+    p.add_argument("--seeds", type=int, default=5, help="training seeds per arm")
+    p.add_argument("--steps", type=int, default=300, help="training steps per run (same for every arm)")
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--lr", type=float, default=2e-3)
+    p.add_argument("--points", type=int, default=256, help="points per merge candidate")
+    p.add_argument("--train-candidates", type=int, default=2000, help="real training candidates per learning-curve size")
+    p.add_argument("--extra-candidates", type=int, default=1500, help="candidates in each synthetic/control pool")
+    p.add_argument("--max-synthetic", type=int, default=2000, help="most generated fragments used (controls use as many)")
+    p.add_argument("--val-candidates", type=int, default=400, help="validation true joins (sets the threshold)")
+    p.add_argument("--test-candidates", type=int, default=800, help="test candidates (half true joins)")
+    p.add_argument("--acceptance", type=float, default=0.95, help="share of validation true joins accepted")
+    p.add_argument("--curve", type=int, nargs="*", default=None, help="real train-neuron counts for the learning curve (default 2..all)")
+    p.add_argument("--piece-um", type=float, default=15.0, help="replay over-segmentation grid (µm)")
+    p.add_argument("--contact-um", type=float, default=1.0, help="replay contact distance (µm)")
+    p.add_argument("--workers", type=int, default=2, help="worker processes (one torch thread each)")
+    p.add_argument("--data-seed", type=int, default=0, help="seed for candidate pools, held-out val neuron, replay")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    for name in ("share", "acceptance"):
+        if not 0 <= getattr(args, name) <= 1:
+            raise SystemExit(f"--{name} must be in [0, 1], got {getattr(args, name)}")
+    if any(not 0 < p < 1 for p in args.shares + [args.share]):
+        raise SystemExit(f"--share/--shares must be in (0, 1), got {args.share} / {args.shares}")
+    if args.seeds < 1 or args.steps < 1:
+        raise SystemExit("--seeds and --steps must be at least 1")
+    out = Path(args.out)
+    rep = run_experiment(args)
+    write_report(rep, out)
+    print((out / "report.md").read_text())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
