@@ -1,0 +1,169 @@
+#!/usr/bin/env python
+"""Sample quality after a fixed wall-clock training budget (feature-MMD vs a held-out neuron).
+
+    python bench/quality.py                       # 15 min of tiny training on runs/data, then evaluate
+    python bench/quality.py --minutes 15 --extend 20 --record
+    python bench/quality.py --ckpt runs/q/ckpt.pt # evaluate an existing checkpoint only
+
+Protocol (the project's headline target): train the ``tiny`` config for ``--minutes`` of
+wall-clock time (everything included: data loading, kNN, checkpoints) on the default
+data (navis neurons, 4 train / 1 test), then sample ``--n`` unconditional fragments at 20
+and at 200 network calls and compute MoGen's feature-MMD (x1000, biased, sigma 10)
+against ``--n`` random fragments of the *test* neuron. Features are scaled by the std of
+the training fragments (MoGen's convention); the score with the test set's own std is
+given too. Reference rows, same n: real training fragments vs the test neuron, and the
+Gaussian noise the sampler starts from.
+
+With ``--extend M`` training continues to M minutes after a snapshot at ``--minutes``
+(the learning rate reaches its floor at ``--minutes`` and stays there), and both
+checkpoints are evaluated. ``--record`` appends the table to BENCHMARKS.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from mogen.config import load_config  # noqa: E402
+from mogen.metrics.features import cloud_features  # noqa: E402
+from mogen.metrics.mmd import feature_scale, mmd_rbf  # noqa: E402
+from mogen.sampling import load_generator, sample_clouds  # noqa: E402
+from mogen.solvers import CALLS_PER_STEP  # noqa: E402
+from mogen.training import ensure_data, train  # noqa: E402
+
+# (label, solver, network calls, grid) evaluated on every checkpoint.
+SETTINGS = [
+    ("20 calls", "midpoint", 20, "uniform"),
+    ("200 calls", "midpoint", 200, "uniform"),
+]
+
+
+def mmd_both(gen_feats, ref_feats, train_scale):
+    """(MMD with training-set scaling, MMD with reference-set scaling)."""
+    ref_scale = feature_scale(ref_feats)
+    return (
+        1000 * mmd_rbf(gen_feats / train_scale, ref_feats / train_scale),
+        1000 * mmd_rbf(gen_feats / ref_scale, ref_feats / ref_scale),
+    )
+
+
+def evaluate(ckpt, data_dir, n, seed, settings, threads):
+    torch.set_num_threads(threads)
+    model, state = load_generator(ckpt)
+    points = state["data"]["points_per_fragment"]
+    noise_std = state["config"]["noise_std"]
+    rng = np.random.default_rng(seed)
+    test = np.load(Path(data_dir) / "test" / "points.npy", mmap_mode="r")
+    train_pts = np.load(Path(data_dir) / "train" / "points.npy", mmap_mode="r")
+    test_idx = np.sort(rng.choice(len(test), min(n, len(test)), replace=False))
+    ref = cloud_features(np.asarray(test[test_idx]))
+    scale_idx = np.sort(rng.choice(len(train_pts), min(512, len(train_pts)), replace=False))
+    train_scale = feature_scale(cloud_features(np.asarray(train_pts[scale_idx])))
+    rows = []
+    real_idx = np.sort(rng.choice(len(train_pts), n, replace=False))
+    real = mmd_both(cloud_features(np.asarray(train_pts[real_idx])), ref, train_scale)
+    rows.append({"setting": f"real: {n} train fragments vs test", "mmd": real[0], "mmd_ref_scale": real[1]})
+    noise = torch.randn(n, points, 3, generator=torch.Generator().manual_seed(seed)) * noise_std
+    nz = mmd_both(cloud_features(noise.numpy()), ref, train_scale)
+    rows.append({"setting": f"noise N(0, {noise_std:g}^2)", "mmd": nz[0], "mmd_ref_scale": nz[1]})
+    for label, solver, calls, grid in settings:
+        steps = calls  # sample_clouds takes network calls
+        t0 = time.perf_counter()
+        gen = sample_clouds(model, n, points, steps, solver, grid, noise_std, seed=seed + 1, batch_size=16)
+        seconds = time.perf_counter() - t0
+        m = mmd_both(cloud_features(gen.numpy()), ref, train_scale)
+        rows.append({
+            "setting": f"{label} ({solver} x{calls // CALLS_PER_STEP[solver]}, {grid} grid)",
+            "mmd": m[0], "mmd_ref_scale": m[1], "sample_seconds": round(seconds, 1),
+        })
+        print(f"  {rows[-1]['setting']}: MMD {m[0]:.1f} (ref-scaled {m[1]:.1f}), {seconds:.0f} s", flush=True)
+    return {"checkpoint": str(ckpt), "step": state["step"], "train_minutes": state.get("train_seconds", 0) / 60,
+            "n_generated": n, "n_reference": len(test_idx), "test_neurons": sorted(set(map(str, np.load(Path(data_dir) / "test" / "fragments.npz")["neuron_id"]))),
+            "rows": rows}
+
+
+def markdown(results, args, cmd):
+    lines = [
+        f"### {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC: `{cmd}`",
+        "",
+        f"Machine: {platform.machine()} CPU, {os.cpu_count()} cores, torch threads {args.threads}, "
+        f"{args.conditions}. n = {args.n} generated vs {results[0]['n_reference']} fragments of test neuron(s) "
+        f"{', '.join(results[0]['test_neurons'])}; features scaled by the std of 512 training fragments "
+        "(MoGen's convention; in brackets: scaled by the test set's std).",
+        "",
+        "| checkpoint | setting | feature-MMD (x1000) | sampling time |",
+        "|---|---|---|---|",
+    ]
+    for res in results:
+        tag = f"{res['train_minutes']:.1f} min, step {res['step']}"
+        for r in res["rows"]:
+            t = f"{r['sample_seconds']} s" if "sample_seconds" in r else ""
+            lines.append(f"| {tag} | {r['setting']} | {r['mmd']:.1f} ({r['mmd_ref_scale']:.1f}) | {t} |")
+    return "\n".join(lines) + "\n"
+
+
+def record(text: str, path=ROOT / "BENCHMARKS.md", section="## Sample quality"):
+    doc = path.read_text()
+    start = doc.index(section)
+    nxt = doc.find("\n## ", start + len(section))
+    nxt = len(doc) if nxt < 0 else nxt + 1
+    body = doc[start:nxt].rstrip("\n") + "\n\n" + text + "\n"
+    path.write_text(doc[:start] + body + doc[nxt:])
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--data", default="runs/data", help="prepared dataset (default data prepared there if missing)")
+    p.add_argument("--out", default="runs/quality", help="run directory")
+    p.add_argument("--minutes", type=float, default=15.0, help="training budget (wall clock)")
+    p.add_argument("--extend", type=float, default=0.0, help="keep training to this many minutes (0: no)")
+    p.add_argument("--n", type=int, default=64, help="generated and reference fragments")
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--ckpt", nargs="*", help="only evaluate these checkpoints")
+    p.add_argument("--conditions", default="machine shared with other jobs", help="free text for the record")
+    p.add_argument("--record", action="store_true", help="append the results to BENCHMARKS.md")
+    args, overrides = p.parse_known_args(argv)
+    cmd = "python bench/quality.py " + " ".join(argv if argv is not None else sys.argv[1:])
+    data_dir = ensure_data(args.data)
+    out = Path(args.out)
+    ckpts = [Path(c) for c in args.ckpt or []]
+    if not ckpts:
+        total = max(args.minutes, args.extend)
+        cfg = load_config(overrides=[
+            f"--data_dir={data_dir}", f"--out_dir={out}", f"--max_minutes={total}",
+            f"--schedule_minutes={args.minutes}", f"--snapshot_minutes={args.minutes:g}",
+            f"--threads={args.threads}", "--wandb=off", f"--seed={args.seed}", *overrides,
+        ])
+        if (out / "ckpt.pt").exists():
+            raise SystemExit(f"{out / 'ckpt.pt'} exists: pass another --out (or --ckpt to evaluate it)")
+        final = train(cfg)
+        ckpts = [out / f"ckpt_{args.minutes:g}min.pt"] + ([final] if args.extend > args.minutes else [])
+    results = []
+    for i, ckpt in enumerate(ckpts):
+        print(f"evaluating {ckpt}", flush=True)
+        # 200 calls only on the first checkpoint (the 15-minute one): it takes minutes on a CPU.
+        settings = SETTINGS if i == 0 else SETTINGS[:1]
+        results.append(evaluate(ckpt, data_dir, args.n, args.seed, settings, args.threads))
+    (out if out.exists() else Path(ckpts[0]).parent).joinpath("quality.json").write_text(json.dumps(results, indent=1))
+    text = markdown(results, args, cmd)
+    print(text)
+    if args.record:
+        record(text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,76 @@
+"""Checkpoints: written atomically, read with clear errors.
+
+A checkpoint is a ``torch.save`` dict (see the contract in DESIGN.md):
+``{model, ema, optimizer, config, model_config, step, train_seconds, rng, data, mogen_version}``.
+It is written to a temporary file in the same folder and renamed over the old one, so
+an interrupted write never leaves a truncated checkpoint behind.
+
+Examples
+--------
+>>> import tempfile, pathlib
+>>> path = pathlib.Path(tempfile.mkdtemp()) / "ckpt.pt"
+>>> save_checkpoint({"step": 3}, path)
+>>> resolve_checkpoint(path.parent) == path
+True
+"""
+
+from __future__ import annotations
+
+import os
+import random
+from pathlib import Path
+
+import numpy as np
+import torch
+
+CHECKPOINT_NAME = "ckpt.pt"
+REQUIRED_KEYS = ("model", "ema", "config", "model_config", "step", "data")
+
+
+def save_checkpoint(state: dict, path: str | Path) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    torch.save(state, tmp)
+    os.replace(tmp, path)
+
+
+def resolve_checkpoint(path: str | Path) -> Path:
+    """A checkpoint file, or a run directory holding ``ckpt.pt``."""
+    path = Path(path)
+    if path.is_dir():
+        path = path / CHECKPOINT_NAME
+    if not path.is_file():
+        raise FileNotFoundError(f"no checkpoint at {path} (pass a run directory or a .pt file written by train.py)")
+    return path
+
+
+def load_checkpoint(path: str | Path, map_location="cpu") -> dict:
+    """Load and validate a checkpoint written by train.py."""
+    path = resolve_checkpoint(path)
+    try:
+        state = torch.load(path, map_location=map_location, weights_only=False)
+    except Exception as e:  # truncated / not a torch file
+        raise ValueError(f"{path} is not a readable checkpoint: {e}") from None
+    if not isinstance(state, dict) or any(k not in state for k in REQUIRED_KEYS):
+        have = sorted(state) if isinstance(state, dict) else type(state).__name__
+        raise ValueError(f"{path} is not a mogen checkpoint: expected keys {REQUIRED_KEYS}, found {have}")
+    state["path"] = str(path)
+    return state
+
+
+def rng_state() -> dict:
+    return {
+        "torch": torch.get_rng_state(),
+        "numpy": np.random.get_state(),
+        "python": random.getstate(),
+        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
+    }
+
+
+def set_rng_state(state: dict) -> None:
+    torch.set_rng_state(state["torch"])
+    np.random.set_state(state["numpy"])
+    random.setstate(state["python"])
+    if state.get("cuda") is not None and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])

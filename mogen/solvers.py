@@ -1,0 +1,140 @@
+"""ODE solvers that carry noise (t = 0) to data (t = 1) along a velocity field.
+
+Fixed-step solvers on a time grid (cost = steps x calls per step):
+
+========= =============== ============
+solver    calls per step  global order
+========= =============== ============
+euler     1               1
+midpoint  2               2
+heun      2               2
+rk4       4               4
+========= =============== ============
+
+``dopri5`` (adaptive, via torchdiffeq) is the accurate reference. The grid can be
+uniform, ``cosine`` (the U-shaped warp used for training times: small steps at both
+ends) or ``late`` (small steps near the data end t = 1, where residual jitter of the
+points is decided).
+
+A velocity function takes ``(x [B, N, 3], t [B])`` and returns ``[B, N, 3]``;
+:func:`guided_velocity` builds one from a network with classifier-free guidance.
+
+Examples
+--------
+>>> import torch
+>>> x0 = torch.ones(1, 4, 3)
+>>> x1, nfe = integrate(lambda x, t: x, x0, steps=20, solver="rk4")  # dx/dt = x
+>>> round(float(x1[0, 0, 0]), 5), nfe   # e^1
+(2.71828, 80)
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from mogen.flow import cosine_warp
+
+CALLS_PER_STEP = {"euler": 1, "midpoint": 2, "heun": 2, "rk4": 4}
+SOLVERS = (*CALLS_PER_STEP, "dopri5")
+GRIDS = ("uniform", "cosine", "late")
+
+
+def time_grid(steps: int, kind: str = "uniform", power: float = 1.5) -> torch.Tensor:
+    """``steps + 1`` increasing times from 0 to 1 (float64)."""
+    if steps < 1:
+        raise ValueError(f"need at least one step, got {steps}")
+    u = torch.linspace(0, 1, steps + 1, dtype=torch.float64)
+    if kind == "uniform":
+        return u
+    if kind == "cosine":
+        return cosine_warp(u)
+    if kind == "late":
+        return 1 - (1 - u) ** power
+    raise ValueError(f"unknown time grid {kind!r}; choose from {GRIDS}")
+
+
+def steps_for_calls(solver: str, calls: int) -> int:
+    """Number of steps of ``solver`` that costs ``calls`` network calls (rounded down)."""
+    if solver not in CALLS_PER_STEP:
+        raise ValueError(f"fixed-step solver expected, got {solver!r}; choose from {tuple(CALLS_PER_STEP)}")
+    return max(1, calls // CALLS_PER_STEP[solver])
+
+
+def integrate(
+    velocity,
+    x0: torch.Tensor,
+    steps: int = 20,
+    solver: str = "midpoint",
+    grid: str = "uniform",
+    rtol: float = 1e-5,
+    atol: float = 1e-5,
+) -> tuple[torch.Tensor, int]:
+    """Integrate ``dx/dt = velocity(x, t)`` from t = 0 to 1. Returns ``(x1, calls)``.
+
+    ``steps`` and ``grid`` are ignored by ``dopri5``, which uses ``rtol``/``atol``.
+    """
+    if solver == "dopri5":
+        return _dopri5(velocity, x0, rtol, atol)
+    if solver not in CALLS_PER_STEP:
+        raise ValueError(f"unknown solver {solver!r}; choose from {SOLVERS}")
+    b = x0.shape[0]
+    ts = time_grid(steps, grid).tolist()
+
+    def f(x, t):
+        return velocity(x, torch.full((b,), t, dtype=x.dtype, device=x.device))
+
+    x = x0
+    for t, t_next in zip(ts[:-1], ts[1:]):
+        h = t_next - t
+        if solver == "euler":
+            x = x + h * f(x, t)
+        elif solver == "midpoint":
+            x = x + h * f(x + 0.5 * h * f(x, t), t + 0.5 * h)
+        elif solver == "heun":
+            k1 = f(x, t)
+            k2 = f(x + h * k1, t_next)
+            x = x + 0.5 * h * (k1 + k2)
+        else:  # rk4
+            k1 = f(x, t)
+            k2 = f(x + 0.5 * h * k1, t + 0.5 * h)
+            k3 = f(x + 0.5 * h * k2, t + 0.5 * h)
+            k4 = f(x + h * k3, t_next)
+            x = x + h / 6 * (k1 + 2 * k2 + 2 * k3 + k4)
+    return x, steps * CALLS_PER_STEP[solver]
+
+
+def _dopri5(velocity, x0, rtol, atol):
+    from torchdiffeq import odeint
+
+    calls = 0
+    b = x0.shape[0]
+
+    def f(t, x):
+        nonlocal calls
+        calls += 1
+        return velocity(x, t.to(x.dtype).expand(b))
+
+    t = torch.tensor([0.0, 1.0], dtype=x0.dtype, device=x0.device)
+    return odeint(f, x0, t, method="dopri5", rtol=rtol, atol=atol)[-1], calls
+
+
+def guided_velocity(model, cond: torch.Tensor, cond_mask: torch.Tensor, guidance: float = 1.0):
+    """Velocity function of ``model`` under classifier-free guidance with scale ``guidance``.
+
+    ``v = v_uncond + w (v_cond - v_uncond)``; w = 1 is plain conditional sampling (one
+    network evaluation), and so is any w when no condition group is given. Otherwise
+    both evaluations run as one batch of 2B clouds.
+    """
+    use_guidance = not math.isclose(guidance, 1.0) and bool(cond_mask.any())
+    none = torch.zeros_like(cond_mask)
+
+    def velocity(x, t):
+        if not use_guidance:
+            return model(x, t, cond, cond_mask)
+        v = model(torch.cat([x, x]), torch.cat([t, t]), torch.cat([cond, cond]), torch.cat([cond_mask, none]))
+        v_cond, v_uncond = v.chunk(2)
+        return v_uncond + guidance * (v_cond - v_uncond)
+
+    return velocity

@@ -1,0 +1,84 @@
+"""Velocity network: kNN features, permutation equivariance, conditioning, sizes."""
+
+import pytest
+import torch
+
+from mogen.knn import knn_indices, knn_indices_bruteforce, knn_relative
+from mogen.model import VelocityNet, count_parameters
+
+
+def _net(**overrides):
+    torch.manual_seed(0)
+    net = VelocityNet.from_config("tiny", **overrides).eval()
+    # The output layer starts at zero (constant output); randomise it so tests can fail.
+    torch.nn.init.normal_(net.out.weight, std=0.5)
+    return net
+
+
+def test_knn_matches_bruteforce():
+    g = torch.Generator().manual_seed(1)
+    x = torch.rand(3, 700, 3, generator=g)
+    for k in (1, 8, 16):
+        assert torch.equal(knn_indices(x, k), knn_indices_bruteforce(x, k))
+    assert torch.equal(knn_indices(x[0], 4), knn_indices_bruteforce(x[0], 4))  # single cloud
+    with pytest.raises(ValueError, match="more than k points"):
+        knn_indices(x[:, :5], 5)
+
+
+def test_knn_with_duplicate_points_excludes_self():
+    x = torch.rand(1, 100, 3)
+    x[0, 50:] = x[0, :50]  # every point has an exact twin
+    idx = knn_indices(x, 3)
+    assert not (idx == torch.arange(100)[None, :, None]).any()
+    assert torch.allclose(knn_relative(x, idx)[..., 0, :], torch.zeros(1, 100, 3))  # twin first
+
+
+def test_knn_relative_is_differentiable():
+    x = torch.rand(1, 50, 3, requires_grad=True)
+    rel = knn_relative(x, knn_indices(x, 4))
+    rel.sum().backward()
+    assert x.grad is not None and torch.isfinite(x.grad).all()
+
+
+def test_permutation_equivariance():
+    net = _net()
+    x = torch.randn(2, 300, 3) * 0.5
+    t, cond = torch.tensor([0.3, 0.8]), torch.randn(2, 14)
+    mask = torch.tensor([[True, False, True, True], [False, False, False, False]])
+    perm = torch.randperm(300)
+    with torch.no_grad():
+        v = net(x, t, cond, mask)
+        v_perm = net(x[:, perm], t, cond, mask)
+    assert v.abs().mean() > 1e-3
+    assert torch.allclose(v[:, perm], v_perm, atol=1e-5)
+
+
+def test_time_and_conditions_matter_and_masking_hides_groups():
+    net = _net()
+    x = torch.randn(1, 200, 3)
+    cond, other = torch.randn(1, 14), torch.randn(1, 14)
+    given = torch.tensor([[True, False, False, False]])  # only the type group (dims 0:4)
+    with torch.no_grad():
+        v = net(x, torch.tensor([0.5]), cond, given)
+        assert not torch.allclose(v, net(x, torch.tensor([0.9]), cond, given), atol=1e-4)
+        other_type = other.clone()
+        other_type[:, 4:] = cond[:, 4:]
+        assert not torch.allclose(v, net(x, torch.tensor([0.5]), other_type, given), atol=1e-4)
+        # changing masked-out groups (centroid, cov, leaves) changes nothing
+        hidden = cond.clone()
+        hidden[:, 4:] = other[:, 4:]
+        assert torch.allclose(v, net(x, torch.tensor([0.5]), hidden, given), atol=1e-6)
+
+
+def test_zero_initialised_output_and_any_point_count():
+    net = VelocityNet.from_config("tiny").eval()
+    for n in (64, 1000):
+        v = net(torch.randn(2, n, 3), torch.rand(2), torch.zeros(2, 14), torch.zeros(2, 4, dtype=torch.bool))
+        assert v.shape == (2, n, 3) and torch.count_nonzero(v) == 0
+
+
+def test_named_config_sizes():
+    assert 0.8e6 < count_parameters(VelocityNet.from_config("tiny")) < 1.6e6
+    assert 8e6 < count_parameters(VelocityNet.from_config("base")) < 12e6
+    with pytest.raises(ValueError, match="unknown model config"):
+        VelocityNet.from_config("huge")
