@@ -132,3 +132,19 @@ def test_on_error_raise_stops_with_a_clear_message(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "bad_cycle.swc: line" in err and "cycle" in err and "Traceback" not in err
     assert not (out / "manifest.json").exists()
+
+
+def test_type_map_and_bad_arguments(tmp_path, capsys):
+    out = tmp_path / "out"
+    args = ["prepare", str(DATA / "swc" / "quirky.swc"), "--out", str(out), "--points", "32", "--radius-um", "5",
+            "--test", "0", "--spacing-um", "2"]
+    assert main(args + ["--type-map", "7=axon"]) == 0
+    m = json.loads((out / "manifest.json").read_text())
+    meta = np.load(out / "train" / "fragments.npz")
+    far = meta["anchor_um"][:, 0] > 40  # the second tree: type-7 nodes around (50, 50, 50-80)
+    assert far.any() and (meta["neurite_type"][far] == 2).all()
+    assert m["neurons"][0]["warnings"] and "missing or zero radius" in m["neurons"][0]["warnings"][0]
+    assert main(args + ["--force", "--type-map", "7=banana"]) == 2
+    assert "bad type map entry" in capsys.readouterr().err
+    assert main(["prepare", str(tmp_path / "nowhere"), "--out", str(tmp_path / "o2")]) == 2
+    assert "input not found" in capsys.readouterr().err

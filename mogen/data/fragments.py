@@ -164,8 +164,8 @@ def make_fragments(
     max_fragments: int | None = DEFAULT_MAX_FRAGMENTS,
     seed: int = 0,
     min_area_frac: float = DEFAULT_MIN_AREA_FRAC,
-) -> Fragments:
-    """Cut a :class:`mogen.data.neuron.Neuron` into fragments.
+) -> Fragments | list[Fragments]:
+    """Cut a :class:`mogen.data.neuron.Neuron` (or a list of them) into fragments.
 
     Examples
     --------
@@ -174,6 +174,8 @@ def make_fragments(
     >>> fr.points.shape, bool((np.linalg.norm(fr.points, axis=-1) <= 1 + 1e-6).all())
     ((3, 256, 3), True)
     """
+    if isinstance(neuron, (list, tuple)):
+        return [make_fragments(n, radius, points, spacing, max_fragments, seed, min_area_frac) for n in neuron]
     xyz, _, _, pidx = skeleton_geometry(neuron.skeleton)
     child = np.nonzero(pidx >= 0)[0]
     cable = float(np.linalg.norm(xyz[child] - xyz[pidx[child]], axis=1).sum())

@@ -50,10 +50,35 @@ class Neuron:
     soma_nodes: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
 
 
-def swc_node_types(labels: np.ndarray) -> np.ndarray:
-    """Neurite type codes from SWC type codes (unknown for non-standard codes)."""
+def parse_type_map(text: str | None) -> dict[int, int]:
+    """``"6=axon,7=dendrite"`` -> ``{6: 2, 7: 3}`` (SWC code -> neurite type code).
+
+    Examples
+    --------
+    >>> parse_type_map("6=axon, 7=dendrite")
+    {6: 2, 7: 3}
+    """
+    from .conditions import NEURITE_TYPES
+
+    out = {}
+    for item in filter(None, (t.strip() for t in (text or "").split(","))):
+        code, _, name = item.partition("=")
+        if not code.strip().lstrip("-").isdigit() or name.strip() not in NEURITE_TYPES:
+            raise ValueError(f"bad type map entry {item!r}; expected CODE=TYPE with TYPE one of {', '.join(NEURITE_TYPES)}")
+        out[int(code)] = NEURITE_TYPES.index(name.strip())
+    return out
+
+
+def swc_node_types(labels: np.ndarray, type_map: dict[int, int] | None = None) -> np.ndarray:
+    """Neurite type codes from SWC type codes (unknown for non-standard codes unless mapped).
+
+    Examples
+    --------
+    >>> swc_node_types(np.array([1, 2, 3, 4, 7]), {7: 2}).tolist()
+    [1, 2, 3, 3, 2]
+    """
     out = np.zeros(len(labels), np.int8)
-    for code, t in SWC_TYPE_TO_NEURITE.items():
+    for code, t in {**SWC_TYPE_TO_NEURITE, **(type_map or {})}.items():
         out[np.asarray(labels) == code] = t
     return out
 
@@ -108,25 +133,25 @@ def skeletonize_mesh(mesh, name: str):
     return sk
 
 
-def load_file(path, neuron_id: str | None = None, units=None) -> Neuron:
+def load_file(path, neuron_id: str | None = None, units=None, type_map: dict[int, int] | None = None) -> Neuron:
     """Read one file into a :class:`Neuron` (raises :class:`DataError` on bad input)."""
     path = Path(path)
     nid = neuron_id or path.stem
     suffix = path.suffix.lower()
     if suffix == ".swc":
         sk = read_swc(path, units=units, name=nid)
-        return Neuron(nid, str(path), "skeleton", sk, swc_node_types(sk.nodes.label.to_numpy()),
+        return Neuron(nid, str(path), "skeleton", sk, swc_node_types(sk.nodes.label.to_numpy(), type_map),
                       units=str(units or DEFAULT_SWC_UNITS), units_note="from --units" if units else "SWC default")
     if suffix in MORPHIO_SUFFIXES:
         sk = _read_morphio(path, units)
-        return Neuron(nid, str(path), "skeleton", sk, swc_node_types(sk.nodes.label.to_numpy()),
+        return Neuron(nid, str(path), "skeleton", sk, swc_node_types(sk.nodes.label.to_numpy(), type_map),
                       units=str(units or DEFAULT_SWC_UNITS), units_note="from --units" if units else "SWC default")
     if suffix in MESH_SUFFIXES:
         mesh, unit, note = read_mesh(path, units=units)
         partner = path.with_suffix(".swc")
         if partner.exists():  # a matching skeleton gives anchors and neurite types
             sk = read_swc(partner, units=units if units else None, name=nid)
-            types = swc_node_types(sk.nodes.label.to_numpy())
+            types = swc_node_types(sk.nodes.label.to_numpy(), type_map)
         else:
             try:
                 sk = skeletonize_mesh(mesh, nid)

@@ -42,6 +42,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--val", type=float, default=0.1, help="fraction of neurons for validation (floor)")
     p.add_argument("--test", type=float, default=0.1, help="fraction of neurons for test (at least 1 when >0 and ≥2 neurons)")
     p.add_argument("--units", default=None, help="units of the input coordinates, e.g. nm, um, '8 nanometer' (default: see above)")
+    p.add_argument("--type-map", default=None, metavar="CODE=TYPE,...",
+                   help="neurite types of non-standard SWC codes, e.g. '6=axon,7=dendrite' "
+                        "(standard: 1 soma, 2 axon, 3/4 dendrite; others unknown)")
     p.add_argument("--on-error", choices=["raise", "skip"], default="raise",
                    help="bad file: stop (raise) or record it in manifest 'failed' and go on (skip)")
     p.add_argument("--workers", type=int, default=1, help="processes working on neurons in parallel")
@@ -113,7 +116,7 @@ def _process(spec: tuple, settings: dict):
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         try:
-            neuron = load_file(what, nid, settings["units"]) if kind == "file" else navis_example(what, settings["units"])
+            neuron = load_file(what, nid, settings["units"], settings["type_map"]) if kind == "file" else navis_example(what, settings["units"])
             fr = make_fragments(neuron, settings["radius"], settings["points"], settings["spacing"],
                                 settings["max_fragments"], settings["seed"], settings["min_area_frac"])
         except Exception as exc:
@@ -142,6 +145,9 @@ def run(args: argparse.Namespace) -> int:
             from .units import to_um
 
             to_um(args.units)
+        from .neuron import parse_type_map
+
+        type_map = parse_type_map(args.type_map)
         jobs = _collect(args.inputs) if args.inputs else None
         _prepare_out(out, args.force)
     except (FileNotFoundError, FileExistsError, ValueError) as exc:
@@ -156,7 +162,7 @@ def run(args: argparse.Namespace) -> int:
         specs = [("file", str(f), nid) for f, nid in jobs]
     settings = dict(radius=args.radius_um, points=args.points, spacing=args.spacing_um,
                     max_fragments=args.max_fragments_per_neuron or None, seed=args.seed,
-                    min_area_frac=args.min_area_frac, units=args.units)
+                    min_area_frac=args.min_area_frac, units=args.units, type_map=type_map)
 
     writer = DatasetWriter(out, args.points)
     results: dict[int, dict] = {}
@@ -204,6 +210,7 @@ def run(args: argparse.Namespace) -> int:
         "failed": failed,
         "settings": {"spacing_um": args.spacing_um, "max_fragments_per_neuron": args.max_fragments_per_neuron,
                      "min_area_frac": args.min_area_frac, "val": args.val, "test": args.test, "units": args.units,
+                     "type_map": args.type_map,
                      "inputs": list(args.inputs) or ["navis.example_neurons"],
                      "neurite_types": ["unknown", "soma", "axon", "dendrite"]},
     }
