@@ -155,7 +155,8 @@ def build_candidates(
     A candidate is a true join with probability ``true_fraction``. False merges take the far
     piece from a fragment of another neuron, from ``partners = (fragments, ids)`` when given
     (e.g. other held-out neurons) else from ``fragments`` itself. ``only="true"``/``"false"``
-    draws one class. Both pieces must hold at least ``min_fraction`` of their fragment's points.
+    draws one class. The plane must leave at least ``min_fraction`` of each fragment's points on
+    each side, in both classes.
     """
     rng = np.random.default_rng(seed)
     neuron_ids = np.asarray(neuron_ids).astype(str)
@@ -180,11 +181,15 @@ def build_candidates(
 
         bar = tqdm(total=n, desc="merge candidates", leave=False)
     tries = 0
+    label = None
     while len(out["labels"]) < n:
         tries += 1
         if tries > 50 * n + 1000:
             raise RuntimeError(f"could only build {len(out['labels'])} of {n} candidates; fragments too small?")
-        label = 1 if only == "true" else 0 if only == "false" else int(rng.random() < true_fraction)
+        # the class is drawn once per candidate and kept through retries, so failures do not
+        # tilt the class balance
+        if label is None:
+            label = 1 if only == "true" else 0 if only == "false" else int(rng.random() < true_fraction)
         a = int(rng.integers(len(fragments)))
         if label:
             b_src, b = 0, a
@@ -195,15 +200,19 @@ def build_candidates(
             b_src, b = (0 if partners is None else 1), int(rng.choice(others))
         A, B = thin(0, a), thin(b_src, b)
         normal = random_unit_vector(rng)
-        near, far = A[A @ normal < 0], B[B @ normal >= 0]
-        if len(near) < min_fraction * len(A) or len(far) < min_fraction * len(B):
+        side_a, side_b = A @ normal < 0, B @ normal < 0
+        # the same rule for both classes: each fragment must have enough points on both sides
+        # of the plane (as a true join's single fragment must)
+        if not (min_fraction <= side_a.mean() <= 1 - min_fraction and min_fraction <= side_b.mean() <= 1 - min_fraction):
             continue
+        near, far = A[side_a], B[~side_b]
         joined = join_pieces(near, far, normal, rng.uniform(*CONTACT_RANGE), n_points, rng)
         if joined is None:
             continue
         cloud, d, shift, frac = joined
         for k, v in zip(out, (cloud, label, d, shift, frac, neuron_ids[a], (p_ids if b_src else neuron_ids)[b])):
             out[k].append(v)
+        label = None
         if bar is not None:
             bar.update(1)
     if bar is not None:
