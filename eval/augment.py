@@ -132,7 +132,7 @@ def _pool_job(job: tuple) -> object:
     return build_candidates(frags, ids, partners=partners, **kwargs)
 
 
-def _build_pools(specs: dict, workers: int, n_points: int, chunk: int = 250) -> dict:
+def _build_pools(specs: dict, workers: int, n_points: int, view: float = 1.0, chunk: int = 250) -> dict:
     """specs: name -> (n, extra kwargs); chunks of ``chunk`` candidates run in parallel."""
     from mogen.augment.examples import Candidates
 
@@ -140,7 +140,7 @@ def _build_pools(specs: dict, workers: int, n_points: int, chunk: int = 250) -> 
     for name, (n, kw) in specs.items():
         for c, start in enumerate(range(0, n, chunk)):
             seed = kw.get("seed", 0) * 100003 + c
-            jobs.append((name, dict(kw, n=min(chunk, n - start), n_points=n_points, seed=seed)))
+            jobs.append((name, dict(kw, n=min(chunk, n - start), n_points=n_points, seed=seed, view=view)))
             owner.append(name)
     results = _parallel(_pool_job, jobs, workers, "merge candidates")
     pools = {}
@@ -248,7 +248,7 @@ def run_experiment(args: argparse.Namespace) -> dict:
     specs.update({a: (args.extra_candidates, dict(seed=2)) for a in ("synthetic", "jitter", "random-walk")})
     specs["val"] = (args.val_candidates, dict(seed=3, only="true"))
     specs["test"] = (args.test_candidates, dict(seed=4))
-    pools = _build_pools(specs, args.workers, args.points)
+    pools = _build_pools(specs, args.workers, args.points, args.view)
     timings["candidates_s"] = time.time() - t_start
 
     # agglomeration replay on the test neurons (+ partners they can be falsely merged with)
@@ -257,8 +257,8 @@ def run_experiment(args: argparse.Namespace) -> dict:
     if len(test_neurons) < 2:
         clouds.update(neuron_clouds(va_pts, va_meta["anchor_um"], va_meta["neuron_id"], R, val_neurons))
     cable = {n["id"]: float(n["cable_um"]) for n in manifest["neurons"]}
-    replay = Replay(clouds, test_neurons, cable, R, args.points, piece_um=args.piece_um, contact_um=args.contact_um,
-                    seed=args.data_seed)
+    replay = Replay(clouds, test_neurons, cable, R * args.view, args.points, piece_um=args.piece_um,
+                    contact_um=args.contact_um, seed=args.data_seed)
     timings["replay_setup_s"] = time.time() - t0
     _STATE.update(pools=pools, replay=replay, steps=args.steps, batch_size=args.batch_size, lr=args.lr,
                   acceptance=args.acceptance)
@@ -403,6 +403,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--lr", type=float, default=2e-3)
     p.add_argument("--points", type=int, default=256, help="points per merge candidate")
+    p.add_argument("--view", type=float, default=1.0,
+                   help="the classifier sees the ball of view x R around the contact (1 = the whole fragment ball)")
     p.add_argument("--train-candidates", type=int, default=2000, help="real training candidates per learning-curve size")
     p.add_argument("--extra-candidates", type=int, default=1500, help="candidates in each synthetic/control pool")
     p.add_argument("--max-synthetic", type=int, default=2000, help="most generated fragments used (controls use as many)")
@@ -424,6 +426,8 @@ def main(argv: list[str] | None = None) -> int:
             raise SystemExit(f"--{name} must be in [0, 1], got {getattr(args, name)}")
     if any(not 0 < p < 1 for p in args.shares + [args.share]):
         raise SystemExit(f"--share/--shares must be in (0, 1), got {args.share} / {args.shares}")
+    if not 0 < args.view <= 1:
+        raise SystemExit(f"--view must be in (0, 1], got {args.view}")
     if args.seeds < 1 or args.steps < 1:
         raise SystemExit("--seeds and --steps must be at least 1")
     out = Path(args.out)

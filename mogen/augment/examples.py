@@ -94,8 +94,12 @@ def join_pieces(
     n_points: int,
     rng: np.random.Generator,
     tol: float = 1e-3,
+    view: float = 1.0,
 ) -> tuple[np.ndarray, float, float, float] | None:
     """Move ``far`` along ``normal`` until its closest distance to ``near`` is ``contact``.
+
+    The candidate is what lies within ``view`` of the contact point, scaled by 1/``view`` so
+    it fills the unit ball (``view`` < 1 zooms in on the contact).
 
     Returns ``(cloud [n_points, 3] centred on the contact point, realised distance, shift,
     near fraction)`` or None when no shift in the searched range gives that distance (the
@@ -122,8 +126,8 @@ def join_pieces(
     moved = far + mid * normal
     cloud = np.concatenate([near, moved]) - centre
     is_near = np.r_[np.ones(len(near), bool), np.zeros(len(moved), bool)]
-    inside = np.linalg.norm(cloud, axis=1) <= 1.0
-    cloud, is_near = cloud[inside], is_near[inside]
+    inside = np.linalg.norm(cloud, axis=1) <= view
+    cloud, is_near = cloud[inside] / view, is_near[inside]
     pick = rng.choice(len(cloud), size=n_points, replace=len(cloud) < n_points)
     return cloud[pick].astype(np.float32), d, mid, float(is_near.mean())
 
@@ -148,6 +152,7 @@ def build_candidates(
     partners: tuple[np.ndarray, np.ndarray] | None = None,
     only: str | None = None,
     min_fraction: float = 0.15,
+    view: float = 1.0,
     progress: bool = False,
 ) -> Candidates:
     """Draw ``n`` merge candidates from unit-ball ``fragments`` [F, N, 3] of ``neuron_ids`` [F].
@@ -156,7 +161,8 @@ def build_candidates(
     piece from a fragment of another neuron, from ``partners = (fragments, ids)`` when given
     (e.g. other held-out neurons) else from ``fragments`` itself. ``only="true"``/``"false"``
     draws one class. The plane must leave at least ``min_fraction`` of each fragment's points on
-    each side, in both classes.
+    each side, in both classes. ``view`` (≤ 1) zooms on the contact: the candidate is the ball
+    of radius ``view`` around it, rescaled to the unit ball.
     """
     rng = np.random.default_rng(seed)
     neuron_ids = np.asarray(neuron_ids).astype(str)
@@ -206,7 +212,7 @@ def build_candidates(
         if not (min_fraction <= side_a.mean() <= 1 - min_fraction and min_fraction <= side_b.mean() <= 1 - min_fraction):
             continue
         near, far = A[side_a], B[~side_b]
-        joined = join_pieces(near, far, normal, rng.uniform(*CONTACT_RANGE), n_points, rng)
+        joined = join_pieces(near, far, normal, rng.uniform(*CONTACT_RANGE), n_points, rng, view=view)
         if joined is None:
             continue
         cloud, d, shift, frac = joined
