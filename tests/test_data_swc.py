@@ -140,3 +140,40 @@ def test_morphio_formats_match_swc(shared_data, tmp_path):
     n = load_file(tmp_path / "cell.h5")
     assert n.skeleton.cable_length == pytest.approx(ref.cable_length, rel=1e-6)
     assert (n.node_types == 1).sum() == (swc_node_types(ref.nodes.label.to_numpy()) == 1).sum()
+
+
+@st.composite
+def _small_tree_swc(draw):
+    """A valid small tree in shuffled order, sometimes with one field corrupted."""
+    n = draw(st.integers(1, 10))
+    first = draw(st.integers(-2, 3))
+    ids = draw(st.permutations(list(range(first, first + 30))))[:n]
+    rows = []
+    for i in range(n):
+        root = i == 0 or draw(st.integers(0, 3)) == 0
+        par = -1 if root else ids[draw(st.integers(0, i - 1))]
+        xyz = [repr(draw(st.floats(-30, 30))) for _ in range(3)]
+        r = repr(draw(st.one_of(st.just(0.0), st.floats(0, 3))))
+        rows.append([str(ids[i]), str(draw(st.integers(-1, 9))), *xyz, r, str(par)])
+    if draw(st.booleans()):
+        rows[draw(st.integers(0, n - 1))][draw(st.integers(0, 6))] = draw(
+            st.sampled_from(["nan", "-1", "x", "1e400", "0", "3.5", "-2", str(ids[0])]))
+    return "\n".join(" ".join(rows[k]) for k in draw(st.permutations(range(n))))
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+@given(_small_tree_swc(), st.floats(0.5, 5))
+def test_fuzz_file_to_fragments_raises_only_data_error(tmp_path, text, radius):
+    import warnings
+
+    from mogen.data.fragments import make_fragments
+
+    p = tmp_path / "f.swc"
+    p.write_text(text)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            fr = make_fragments(load_file(p), radius=radius, points=16, spacing=1)
+        except DataError:
+            return
+    assert np.isfinite(fr.points).all() and (np.linalg.norm(fr.points, axis=-1) <= 1 + 1e-5).all()

@@ -188,7 +188,7 @@ def skeleton_surface(tree, soma_label: int = 1, max_length: float | None = None,
     if max_length:
         length = np.linalg.norm(p1 - p0, axis=1)
         k = np.maximum(1, np.ceil(length / max_length)).astype(int)
-        if k.max() > 1:
+        if len(k) and k.max() > 1:
             rep = np.repeat(np.arange(len(k)), k)
             j = np.arange(len(rep)) - np.repeat(np.cumsum(k) - k, k)
             t0, t1 = (j / k[rep])[:, None], ((j + 1) / k[rep])[:, None]
