@@ -158,3 +158,17 @@ def test_split_by_neuron_has_no_leakage(n):
 
 def test_default_split_is_4_0_1():
     assert split_counts(5, 0.1, 0.1) == (4, 0, 1)
+
+
+def test_mesh_takes_anchors_and_types_from_matching_swc(tmp_path):
+    m = trimesh.creation.cylinder(radius=1.5, height=40, sections=24).subdivide().subdivide()
+    m.apply_translation([0, 0, 20])
+    m.export(tmp_path / "cell.ply")
+    (tmp_path / "cell.swc").write_text("".join(f"{i + 1} 2 0 0 {4 * i} 1.5 {i if i else -1}\n" for i in range(11)))
+    n = load_file(tmp_path / "cell.ply")
+    assert n.kind == "mesh" and n.skeleton.n_nodes == 11
+    fr = make_fragments(n, radius=5, points=256, spacing=5, seed=0)
+    assert (fr.neurite_type == 2).all()
+    pts = fr.points * 5 + fr.anchor_um[:, None]
+    _, dist, _ = trimesh.proximity.closest_point(m, pts.reshape(-1, 3)[::7])
+    assert dist.max() < 1e-4  # crops are of the mesh, not of the skeleton's tube

@@ -29,8 +29,8 @@ mesh units come from --units, the file, or a guess from the median edge length (
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("inputs", nargs="*", metavar="INPUT", help="SWC/mesh files or folders (default: navis example neurons)")
-    p.add_argument("--out", required=True, help="output dataset directory")
+    p.add_argument("inputs", nargs="*", metavar="INPUT", help="SWC/mesh files or folders (default: navis example neurons)%(default).0s")
+    p.add_argument("--out", required=True, help="output dataset directory%(default).0s")
     p.add_argument("--radius-um", type=float, default=DEFAULT_RADIUS_UM, help="crop radius R in µm")
     p.add_argument("--points", type=int, default=DEFAULT_POINTS, help="surface points per fragment")
     p.add_argument("--spacing-um", type=float, default=DEFAULT_SPACING_UM, help="one anchor every this many µm of cable")
@@ -41,10 +41,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, default=0, help="seed for anchors, sampling and the split")
     p.add_argument("--val", type=float, default=0.1, help="fraction of neurons for validation (floor)")
     p.add_argument("--test", type=float, default=0.1, help="fraction of neurons for test (at least 1 when >0 and ≥2 neurons)")
-    p.add_argument("--units", default=None, help="units of the input coordinates, e.g. nm, um, '8 nanometer' (default: see above)")
+    p.add_argument("--units", default=None, help="units of the input coordinates, e.g. nm, um, '8 nanometer' "
+                   "(default: µm for SWC, from file or guessed for meshes)%(default).0s")
     p.add_argument("--type-map", default=None, metavar="CODE=TYPE,...",
                    help="neurite types of non-standard SWC codes, e.g. '6=axon,7=dendrite' "
-                        "(standard: 1 soma, 2 axon, 3/4 dendrite; others unknown)")
+                        "(standard: 1 soma, 2 axon, 3/4 dendrite; others unknown)%(default).0s")
     p.add_argument("--on-error", choices=["raise", "skip"], default="raise",
                    help="bad file: stop (raise) or record it in manifest 'failed' and go on (skip)")
     p.add_argument("--workers", type=int, default=1, help="processes working on neurons in parallel")
