@@ -32,6 +32,7 @@ def test_manifest_contract(navis_dataset):
         assert key in m
     assert m["format"] == "mogen-fragments/1" and m["units"] == "um" and m["radius_um"] == 10.0
     assert m["points_per_fragment"] == POINTS and m["failed"] == []
+    assert (navis_dataset / "preview.png").stat().st_size > 10_000
     assert [len(m["splits"][s]["neurons"]) for s in ("train", "val", "test")] == [4, 0, 1]
     for n in m["neurons"]:
         assert {"id", "source", "kind", "split", "fragments", "cable_um"} <= set(n)
@@ -95,7 +96,8 @@ def test_refuses_non_empty_out(navis_dataset, tmp_path, capsys):
     out = tmp_path / "out"
     out.mkdir()
     (out / "keep.txt").write_text("x")
-    args = ["prepare", str(DATA / "swc" / "quirky.swc"), "--out", str(out), "--points", "64", "--radius-um", "5"]
+    args = ["prepare", str(DATA / "swc" / "quirky.swc"), "--out", str(out), "--points", "64", "--radius-um", "5",
+            "--no-preview"]
     assert main(args) == 2
     assert "not empty; use --force" in capsys.readouterr().err
     assert main(args + ["--force", "--test", "0"]) == 0
@@ -114,7 +116,8 @@ def _bad_folder(tmp_path) -> Path:
 
 def test_on_error_skip_records_failures(tmp_path, capsys):
     d, out = _bad_folder(tmp_path), tmp_path / "out"
-    assert main(["prepare", str(d), "--out", str(out), "--points", "64", "--radius-um", "5", "--on-error", "skip"]) == 0
+    assert main(["prepare", str(d), "--out", str(out), "--points", "64", "--radius-um", "5", "--on-error", "skip",
+                 "--no-preview"]) == 0
     text = capsys.readouterr().out
     m = json.loads((out / "manifest.json").read_text())
     failed = {Path(f["file"]).name: f["error"] for f in m["failed"]}
@@ -137,7 +140,7 @@ def test_on_error_raise_stops_with_a_clear_message(tmp_path, capsys):
 def test_type_map_and_bad_arguments(tmp_path, capsys):
     out = tmp_path / "out"
     args = ["prepare", str(DATA / "swc" / "quirky.swc"), "--out", str(out), "--points", "32", "--radius-um", "5",
-            "--test", "0", "--spacing-um", "2"]
+            "--test", "0", "--spacing-um", "2", "--no-preview"]
     assert main(args + ["--type-map", "7=axon"]) == 0
     m = json.loads((out / "manifest.json").read_text())
     meta = np.load(out / "train" / "fragments.npz")

@@ -49,6 +49,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--on-error", choices=["raise", "skip"], default="raise",
                    help="bad file: stop (raise) or record it in manifest 'failed' and go on (skip)")
     p.add_argument("--workers", type=int, default=1, help="processes working on neurons in parallel")
+    p.add_argument("--no-preview", action="store_true", help="do not write DIR/preview.png (a few fragments)")
     p.add_argument("--force", action="store_true", help="overwrite a non-empty --out")
 
 
@@ -87,13 +88,34 @@ def _prepare_out(out: Path, force: bool) -> None:
             raise FileExistsError(f"--out {out} is not empty; use --force to overwrite it")
         import shutil
 
-        for name in ("manifest.json", *SPLITS, ".chunks"):
+        for name in ("manifest.json", "preview.png", *SPLITS, ".chunks"):
             q = out / name
             if q.is_dir():
                 shutil.rmtree(q)
             elif q.exists():
                 q.unlink()
     out.mkdir(parents=True, exist_ok=True)
+
+
+def _preview(out: Path, n: int = 8) -> None:
+    """``DIR/preview.png``: fragments spread over the first non-empty split, to look at."""
+    import numpy as np
+
+    from .conditions import NEURITE_TYPES
+
+    for split in SPLITS:
+        pts = np.load(out / split / "points.npy", mmap_mode="r")
+        if len(pts):
+            break
+    meta = np.load(out / split / "fragments.npz")
+    idx = np.unique(np.linspace(0, len(pts) - 1, min(n, len(pts))).astype(int))
+    titles = [f"{meta['neuron_id'][i][-24:]} #{i} {NEURITE_TYPES[meta['neurite_type'][i]]}" for i in idx]
+    try:
+        from mogen.preview import plot_clouds
+
+        plot_clouds(pts[idx], out / "preview.png", titles=titles, title=f"{out.name}: {split} fragments (unit ball)")
+    except Exception as exc:  # a missing plot must not fail a finished dataset
+        print(f"warning: could not write preview.png ({type(exc).__name__}: {exc})", file=sys.stderr)
 
 
 def _table(rows: list[list[str]], header: list[str]) -> str:
@@ -216,6 +238,8 @@ def run(args: argparse.Namespace) -> int:
                      "neurite_types": ["unknown", "soma", "axon", "dendrite"]},
     }
     write_manifest(out, manifest)
+    if not args.no_preview and ok:
+        _preview(out)
 
     total = len(ok) + len(failed)
     print(f"\n{out}: {total} inputs, {len(ok)} ok, {len(failed)} failed, in {time.time() - t0:.1f} s")
