@@ -70,12 +70,23 @@ def _collect(inputs: list[str]) -> list[tuple[Path, str]]:
             found.append((p, p.parent))
         else:
             raise FileNotFoundError(f"input not found: {item}")
+    seen, unique = set(), []
+    for f, root in found:  # the same file named twice is one neuron, not two
+        if f.resolve() not in seen:
+            seen.add(f.resolve())
+            unique.append((f, root))
+    found = unique
     stems: dict[str, int] = {}
     for f, _ in found:
         stems[f.stem] = stems.get(f.stem, 0) + 1
-    out = []
+    out, used = [], set()
     for f, root in found:
-        nid = f.stem if stems[f.stem] == 1 else f.relative_to(root).with_suffix("").as_posix()
+        nid = base = f.stem if stems[f.stem] == 1 else f.relative_to(root).with_suffix("").as_posix()
+        k = 1
+        while nid in used:  # same relative path under two roots
+            k += 1
+            nid = f"{base}~{k}"
+        used.add(nid)
         out.append((f, nid))
     return out
 
