@@ -1,7 +1,7 @@
 """A neuron ready for fragmenting: skeleton (+ optional mesh) in µm, with neurite types.
 
 Sources: SWC files, mesh files (with a same-named SWC beside them, or skeletonised with
-navis/skeletor), ``.asc``/``.h5`` through MorphIO when installed, and navis neurons (the
+navis/skeletor; a clearly thickest node marks the soma), ``.asc``/``.h5`` through MorphIO when installed, and navis neurons (the
 default data: navis's example meshes with their matching skeletons).
 
 Neurite types per skeleton node (codes of :data:`mogen.data.conditions.NEURITE_TYPES`):
@@ -133,6 +133,24 @@ def skeletonize_mesh(mesh, name: str):
     return sk
 
 
+def soma_from_radii(skeleton, min_radius_um: float = 2.0, ratio: float = 4.0) -> np.ndarray:
+    """Neurite types for a skeletonised mesh: soma around a clearly thickest node, else unknown.
+
+    If the largest node radius is at least ``min_radius_um`` and ``ratio`` times the median,
+    the nodes within that radius of it are soma; axon and dendrite cannot be told from shape
+    alone, so everything else stays unknown.
+    """
+    r = skeleton.nodes.radius.to_numpy(float)
+    types = np.zeros(len(r), np.int8)
+    if len(r) == 0:
+        return types
+    i = int(np.nanargmax(r))
+    if r[i] >= min_radius_um and r[i] >= ratio * np.nanmedian(r):
+        xyz = skeleton.nodes[["x", "y", "z"]].to_numpy(float)
+        types[np.linalg.norm(xyz - xyz[i], axis=1) <= r[i]] = 1
+    return types
+
+
 def load_file(path, neuron_id: str | None = None, units=None, type_map: dict[int, int] | None = None) -> Neuron:
     """Read one file into a :class:`Neuron` (raises :class:`DataError` on bad input)."""
     path = Path(path)
@@ -157,7 +175,7 @@ def load_file(path, neuron_id: str | None = None, units=None, type_map: dict[int
                 sk = skeletonize_mesh(mesh, nid)
             except Exception as exc:
                 raise DataError(path, "mesh", f"could not skeletonise the mesh ({type(exc).__name__}: {exc})") from None
-            types = np.zeros(sk.n_nodes, np.int8)
+            types = soma_from_radii(sk)
         return Neuron(nid, str(path), "mesh", sk, types, mesh=mesh, units=unit, units_note=note)
     raise DataError(path, "", f"unsupported file type {suffix!r} (expected one of {', '.join(SUFFIXES)})")
 
