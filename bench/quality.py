@@ -43,13 +43,6 @@ from mogen.sampling import load_generator, sample_clouds  # noqa: E402
 from mogen.solvers import CALLS_PER_STEP  # noqa: E402
 from mogen.training import ensure_data, train  # noqa: E402
 
-# (label, solver, network calls, grid) evaluated on every checkpoint.
-SETTINGS = [
-    ("20 calls", "midpoint", 20, "uniform"),
-    ("200 calls", "midpoint", 200, "uniform"),
-]
-
-
 def mmd_both(gen_feats, ref_feats, train_scale):
     """(MMD with training-set scaling, MMD with reference-set scaling)."""
     ref_scale = feature_scale(ref_feats)
@@ -133,6 +126,9 @@ def main(argv=None):
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--ckpt", nargs="*", help="only evaluate these checkpoints")
+    p.add_argument("--calls", default="20,200", help="network-call budgets to evaluate (first checkpoint)")
+    p.add_argument("--solver", default="midpoint", help="fixed-step solver")
+    p.add_argument("--grid", default="uniform", help="time grid: uniform | cosine | late")
     p.add_argument("--conditions", default="machine shared with other jobs", help="free text for the record")
     p.add_argument("--record", action="store_true", help="append the results to BENCHMARKS.md")
     args, overrides = p.parse_known_args(argv)
@@ -155,7 +151,8 @@ def main(argv=None):
     for i, ckpt in enumerate(ckpts):
         print(f"evaluating {ckpt}", flush=True)
         # 200 calls only on the first checkpoint (the 15-minute one): it takes minutes on a CPU.
-        settings = SETTINGS if i == 0 else SETTINGS[:1]
+        calls = [int(c) for c in args.calls.split(",")]
+        settings = [(f"{c} calls", args.solver, c, args.grid) for c in (calls if i == 0 else calls[:1])]
         results.append(evaluate(ckpt, data_dir, args.n, args.seed, settings, args.threads))
     (out if out.exists() else Path(ckpts[0]).parent).joinpath("quality.json").write_text(json.dumps(results, indent=1))
     text = markdown(results, args, cmd)

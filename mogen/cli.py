@@ -14,11 +14,15 @@ import sys
 # name -> module implementing it
 COMMANDS = {
     "prepare": "mogen.data.prepare",
+    "train": "mogen.training",
+    "sample": "mogen.sampling",
     "augment": "mogen.augment.cli",
 }
 
 _HELP = {
     "prepare": "turn SWC skeletons / neuron meshes into a fragment dataset (default: navis example neurons)",
+    "train": "train the flow-matching generator (same as train.py)",
+    "sample": "sample fragments from a checkpoint into samples.npz + PLY + PNG (same as sample.py)",
     "augment": "render neurons into segmentation training data (raw + labels) and merge/split examples",
 }
 

@@ -419,6 +419,7 @@ DESCRIPTION = (
 
 
 def add_arguments(p) -> None:
+    import argparse
     from typing import get_type_hints
 
     p.add_argument("--config", help="JSON or TOML file with config keys (command-line keys win)")
@@ -429,13 +430,13 @@ def add_arguments(p) -> None:
     defaults = config_dict(TrainConfig())
     for name, typ in get_type_hints(TrainConfig).items():
         # Strings are parsed by load_config so every key gets the same checks.
-        p.add_argument(f"--{name}", dest=f"cfg_{name}", metavar=typ.__name__.upper(), default=None,
-                       help=f"(default: {defaults[name]!r})")
+        p.add_argument(f"--{name}", dest=f"cfg_{name}", metavar=typ.__name__.upper(), default=argparse.SUPPRESS,
+                       help=f"default: {defaults[name]!r}")
 
 
 def run(args) -> int:
     overrides = [
-        f"--{k[4:]}={v}" for k, v in vars(args).items() if k.startswith("cfg_") and v is not None
+        f"--{k[4:]}={v}" for k, v in vars(args).items() if k.startswith("cfg_")
     ]
     try:
         cfg = load_config(args.config, overrides)

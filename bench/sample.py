@@ -1,0 +1,123 @@
+#!/usr/bin/env python
+"""Sampling speed: cost of one network call, its kNN share, and time to sample 100 fragments.
+
+    python bench/sample.py                 # tiny and base, 2,048 points, this machine's threads
+    python bench/sample.py --threads 2 --record
+
+Per config: milliseconds per cloud per network call (batch of ``--batch`` clouds, kNN
+included) and the kNN part alone (k-d tree vs the brute-force reference), then the time
+to sample 100 fragments at 20 and 200 network calls (midpoint solver). 200-call times
+for ``base`` are extrapolated from its per-call cost unless ``--full`` (they take long
+on a CPU); extrapolated figures are marked.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import sys
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from mogen.knn import knn_indices, knn_indices_bruteforce  # noqa: E402
+from mogen.model import VelocityNet, count_parameters  # noqa: E402
+from mogen.sampling import sample_clouds  # noqa: E402
+
+
+def timed(fn, repeats):
+    fn()  # warm-up
+    best = float("inf")
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - t0)
+    return best
+
+
+def tube_like(n_clouds, n_points, seed=0):
+    """Noise-free stand-ins for fragments: points on random curved tubes (kNN cost depends on the cloud)."""
+    g = torch.Generator().manual_seed(seed)
+    s = torch.rand(n_clouds, n_points, generator=g) * 2 - 1
+    th = torch.rand(n_clouds, n_points, generator=g) * 6.283
+    bend = torch.rand(n_clouds, 1, generator=g) - 0.5
+    return torch.stack([s, bend * s**2 + 0.1 * torch.cos(th), 0.1 * torch.sin(th)], -1)
+
+
+@torch.inference_mode()
+def bench_config(name, points, batch, repeats, full):
+    torch.manual_seed(0)
+    net = VelocityNet.from_config(name, reference_points=points).eval()
+    x = tube_like(batch, points)
+    t = torch.full((batch,), 0.7)
+    cond, mask = torch.zeros(batch, 14), torch.zeros(batch, 4, dtype=torch.bool)
+    idx = knn_indices(x, net.config.k)
+    call = timed(lambda: net(x, t, cond, mask), repeats) / batch
+    net_only = timed(lambda: net(x, t, cond, mask, knn=idx), repeats) / batch
+    knn = timed(lambda: knn_indices(x, net.config.k), repeats) / batch
+    brute = timed(lambda: knn_indices_bruteforce(x, net.config.k), 1) / batch
+    row = {
+        "config": name, "params_M": count_parameters(net) / 1e6, "ms_per_call": 1e3 * call,
+        "ms_network": 1e3 * net_only, "ms_knn_tree": 1e3 * knn, "ms_knn_brute": 1e3 * brute,
+        "clouds_per_s_per_call": 1 / call,
+    }
+    for calls in (20, 200):
+        if name == "tiny" or full or calls == 20:
+            t0 = time.perf_counter()
+            sample_clouds(net, 100, points, calls, "midpoint", batch_size=batch)
+            row[f"s_100_at_{calls}"] = (time.perf_counter() - t0, "measured")
+        else:
+            row[f"s_100_at_{calls}"] = (100 * calls * call, "extrapolated")
+    return row
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--configs", default="tiny,base")
+    p.add_argument("--points", type=int, default=2048)
+    p.add_argument("--batch", type=int, default=16, help="clouds per network call")
+    p.add_argument("--threads", type=int, default=0, help="torch threads (0: torch default)")
+    p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--full", action="store_true", help="measure base at 200 calls too (slow on CPU)")
+    p.add_argument("--conditions", default="machine shared with other jobs", help="free text for the record")
+    p.add_argument("--record", action="store_true", help="append the table to BENCHMARKS.md")
+    args = p.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    rows = [bench_config(c, args.points, args.batch, args.repeats, args.full) for c in args.configs.split(",")]
+    cmd = "python bench/sample.py " + " ".join(sys.argv[1:] if argv is None else argv)
+    lines = [
+        f"### {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC: `{cmd}`",
+        "",
+        f"{platform.machine()} CPU ({platform.processor() or 'unknown model'}), {os.cpu_count()} cores, "
+        f"torch {torch.__version__}, {torch.get_num_threads()} threads, {args.conditions}. "
+        f"{args.points} points per cloud, batches of {args.batch} clouds, best of {args.repeats}.",
+        "",
+        "| config | params | ms / cloud / call | network only | kNN k-d tree | kNN brute force | clouds/s per call "
+        "| 100 fragments, 20 calls | 100 fragments, 200 calls |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        fmt = lambda v: f"{v[0]:.0f} s" + (" (extrapolated)" if v[1] == "extrapolated" else "")  # noqa: E731
+        lines.append(
+            f"| {r['config']} | {r['params_M']:.2f} M | {r['ms_per_call']:.1f} | {r['ms_network']:.1f} | "
+            f"{r['ms_knn_tree']:.1f} | {r['ms_knn_brute']:.1f} | {r['clouds_per_s_per_call']:.1f} | "
+            f"{fmt(r['s_100_at_20'])} | {fmt(r['s_100_at_200'])} |"
+        )
+    text = "\n".join(lines) + "\n"
+    print(text)
+    if args.record:
+        from quality import record  # noqa: E402  (same folder)
+
+        record(text, section="## Sampling")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
