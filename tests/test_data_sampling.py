@@ -172,3 +172,15 @@ def test_mesh_takes_anchors_and_types_from_matching_swc(tmp_path):
     pts = fr.points * 5 + fr.anchor_um[:, None]
     _, dist, _ = trimesh.proximity.closest_point(m, pts.reshape(-1, 3)[::7])
     assert dist.max() < 1e-4  # crops are of the mesh, not of the skeleton's tube
+
+
+@pytest.mark.parametrize("suffix", [".obj", ".ply", ".stl", ".off", ".glb"])
+def test_mesh_formats_read(tmp_path, suffix):
+    from mogen.data.mesh import read_mesh
+
+    m = trimesh.creation.icosphere(subdivisions=2, radius=3000.0)  # nm
+    p = tmp_path / f"cell{suffix}"
+    m.export(p)
+    mesh, unit, note = read_mesh(p)
+    assert unit == "nm" and mesh.extents.max() == pytest.approx(6.0, rel=1e-3)
+    assert read_mesh(p, units="um")[0].extents.max() == pytest.approx(6000.0, rel=1e-3)

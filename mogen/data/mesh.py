@@ -32,7 +32,7 @@ def read_mesh(path, units=None):
     """Read a mesh file as a :class:`trimesh.Trimesh` in µm.
 
     Returns ``(mesh, unit, unit_note)``. Units: ``units`` if given, else the file's own
-    (trimesh reads them from some formats), else a guess from the median edge length
+    (trimesh reads them from some formats; not glTF, whose "metres" is a spec default), else a guess from the median edge length
     (:func:`mogen.data.units.guess_mesh_units`).
 
     Examples
@@ -58,7 +58,9 @@ def read_mesh(path, units=None):
     check_mesh(v, f, path)
     if units is not None:
         unit, note = str(units), "from --units"
-    elif getattr(loaded, "units", None):
+    elif getattr(loaded, "units", None) and path.suffix.lower() not in (".glb", ".gltf"):
+        # glTF declares metres by specification, whatever the exporter's coordinates were,
+        # so its unit says nothing; other formats only carry a unit when one was written.
         unit, note = str(loaded.units), "from file"
     else:
         unit, note = guess_mesh_units(v, f)
