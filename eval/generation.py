@@ -198,6 +198,10 @@ def _pct(v):
     return f"{100 * v:.1f}%"
 
 
+def _first_mem(rows: dict):
+    return next((r["memorization"] for r in rows.values() if r.get("memorization")), None)
+
+
 def markdown(report: dict) -> str:
     rows = report["rows"]
     s = report["settings"]
@@ -251,7 +255,9 @@ def markdown(report: dict) -> str:
         f"mean over matched pairs) on {s['emd_points']} points for the first {s['emd_n']} clouds of each set; "
         f"morphometrics on {s['morph_n']} clouds (voxel {s['voxel_um']} µm, prune {s['prune_um']} µm); memorisation on "
         f"{s['mem_n']} clouds against {report['reference']['train_fragments_used']} training fragments, exact full-resolution CD, copy = nearest-train CD < "
-        f"{s['copy_factor']} × median held-out→train CD. Ratio: median [p10, p90].",
+        f"{s['copy_factor']} × median held-out→train CD"
+        + (f" (the rule flags {_pct(_first_mem(rows)['real_flagged_fraction'])} of real held-out fragments)" if _first_mem(rows) else "")
+        + ". Ratio: median [p10, p90].",
         "",
         f"Timing: {report['timings']['total_s']:.0f} s total; feature-MMD + 1-NNA-CD for the first set: "
         f"{next(iter(rows.values()))['seconds_feature_mmd_and_cd']:.1f} s (+ reference-side work, see report.json).",

@@ -15,7 +15,7 @@ def test_copies_flagged_new_samples_not():
     generated = np.concatenate([exact, jittered, shuffled, fresh])
     m = memorization(generated, train, heldout, points=50)
     assert list(m["is_copy"]) == [True] * 8 + [False] * 6
-    assert m["copies"] == 8
+    assert m["copies"] == 8 and m["real_flagged_fraction"] == 0.0
     assert (m["ratio"][:8] < 0.1).all() and (m["ratio"][8:] > 0.5).all()
 
 

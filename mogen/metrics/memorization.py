@@ -12,7 +12,8 @@ neurons as real held-out fragments are to training ones; one that copies trainin
 has ratio << 1. A generated cloud is flagged as a **copy** when
 ``d_train < copy_factor * median(d_real)``, where ``d_real`` is the distance of each
 held-out real fragment to its nearest training fragment: real new fragments are never that
-close to a training fragment.
+close to a training fragment (``real_flagged_fraction`` reports how many are: the false
+alarm rate to compare a generator's ``copy_fraction`` with).
 
 The nearest fragment is searched in two stages, because all-pairs full-resolution CD is too
 slow on a CPU: CD between ``points``-point random subsamples and distances between MoGen
@@ -106,7 +107,8 @@ def memorization(
     Returns
     -------
     dict with ``ratio_median``, ``ratio_p10``, ``ratio_p90``, ``copies`` (count),
-    ``copy_fraction``, ``copy_threshold``, ``real_heldout_to_train_median`` and per-sample
+    ``copy_fraction``, ``copy_threshold``, ``real_heldout_to_train_median``,
+    ``real_flagged_fraction`` (real held-out fragments the rule would flag) and per-sample
     arrays ``d_train``, ``d_heldout``, ``ratio``, ``is_copy``.
     """
     f = dict(features or {})
@@ -130,6 +132,8 @@ def memorization(
         "copy_fraction": float(is_copy.mean()),
         "copy_threshold": threshold,
         "real_heldout_to_train_median": real,
+        # the same rule applied to real held-out fragments: the rate expected without copying
+        "real_flagged_fraction": float((np.asarray(heldout_to_train) < threshold).mean()),
         "d_train": d_train,
         "d_heldout": d_heldout,
         "ratio": ratio,
