@@ -16,6 +16,7 @@ COMMANDS = {
     "prepare": "mogen.data.prepare",
     "train": "mogen.training",
     "sample": "mogen.sampling",
+    "evaluate": "eval.generation",
     "augment": "mogen.augment.cli",
 }
 
@@ -23,6 +24,7 @@ _HELP = {
     "prepare": "turn SWC skeletons / neuron meshes into a fragment dataset (default: navis example neurons)",
     "train": "train the flow-matching generator (same as train.py)",
     "sample": "sample fragments from a checkpoint into samples.npz + PLY + PNG (same as sample.py)",
+    "evaluate": "score samples.npz against held-out neurons, with baselines (same as python -m eval.generation)",
     "augment": "render neurons into segmentation training data (raw + labels) and merge/split examples",
 }
 
