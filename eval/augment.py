@@ -194,6 +194,7 @@ def run_experiment(args: argparse.Namespace) -> dict:
     from mogen.data import manifest_hash, read_manifest
 
     t_start = time.time()
+    load_start = list(os.getloadavg())
     timings = {}
     root = Path(args.real)
     manifest = read_manifest(root)
@@ -220,6 +221,9 @@ def run_experiment(args: argparse.Namespace) -> dict:
         val_note = "held out from the dataset's train split (it has no val split); never used to train the classifier"
     if not test_neurons:
         raise SystemExit(f"{root}: the test split has no neurons")
+    # allowed (they are train neurons of the dataset) but worth knowing: the threshold is then set
+    # on a neuron the generator imitated
+    provenance["val_neurons_seen_by_generator"] = sorted(set(val_neurons) & set(provenance["generator_train_neurons"]))
     train_rows = np.flatnonzero(np.isin(tr_meta["neuron_id"], train_neurons))
     val_rows = np.flatnonzero(np.isin(va_meta["neuron_id"], val_neurons))
     order = list(rng.permutation(sorted(train_neurons)))
@@ -284,7 +288,7 @@ def run_experiment(args: argparse.Namespace) -> dict:
         baselines=dict(no_merges=replay.errors(np.zeros(len(replay.edges)), 0.5),
                        merge_all=replay.errors(np.ones(len(replay.edges)), 0.5)),
         timings=timings, shares=shares, full_n_train=full, curve=curve,
-        machine=dict(cpus=os.cpu_count(), workers=args.workers)))
+        machine=dict(cpus=os.cpu_count(), workers=args.workers, load_start=load_start, load_end=list(os.getloadavg()))))
 
 
 METRICS = ("errors", "error_rate", "false_merges_accepted", "true_joins_rejected", "auroc", "true_join_acceptance",
@@ -335,7 +339,7 @@ def write_report(rep: dict, out: Path) -> None:
         "# Augmentation experiment", "",
         f"dataset `{rep['dataset']}`; synthetic `{rep['synthetic']}` ({p['n_samples']} samples, checkpoint `{p['checkpoint']}`)",
         f"generator trained on {p['generator_train_neurons']} (same dataset manifest: {p['same_dataset']}; "
-        f"subset of real-train: {p['subset_of_train']})",
+        f"subset of real-train: {p['subset_of_train']}; classifier-val neurons it saw: {p.get('val_neurons_seen_by_generator')})",
         f"classifier train neurons {rep['splits']['train']}; val {rep['splits']['val']} ({rep['splits']['val_note']}); "
         f"test {rep['splits']['test']}; test false-merge partners: {rep['splits']['false_merge_partners_for_test']}",
         f"candidates: " + ", ".join(f"{k} {v['n']} ({v['true']} true)" for k, v in rep["pools"].items()),
@@ -345,7 +349,8 @@ def write_report(rep: dict, out: Path) -> None:
         f"settings: steps {rep['settings']['steps']}, batch {rep['settings']['batch_size']}, points {rep['settings']['points']}, "
         f"seeds {rep['settings']['seeds']}, acceptance {rep['settings']['acceptance']}",
         f"time: {rep['timings']['total_s'] / 60:.1f} min total ({', '.join(f'{k} {v:.0f}' for k, v in rep['timings'].items())}) "
-        f"on {rep['machine']['workers']} worker processes", "",
+        f"on {rep['machine']['workers']} worker processes, {rep['machine']['cpus']} CPUs, load average "
+        f"{rep['machine']['load_start'][0]:.1f} at start / {rep['machine']['load_end'][0]:.1f} at end", "",
         "Mean [95% CI over seeds]; reduction = 1 − arm/real, paired bootstrap 95% CI over seeds (positive = fewer errors).", "",
         "| arm | share | test errors (FM acc + TJ rej) | AUROC | replay errors/mm | split/mm | merge/mm | Δ errors | Δ replay errors/mm |",
         "|---|---|---|---|---|---|---|---|---|",

@@ -69,7 +69,7 @@ class PlausibilityNet(nn.Module):
     edge features see, the pooled MLP sees how the pieces are arranged.
     """
 
-    def __init__(self, k: int = 16, width: int = 32, hidden: int = 64):
+    def __init__(self, k: int = 12, width: int = 32, hidden: int = 64):
         super().__init__()
         self.k = k
         self.edge = EdgeConv(3, width)

@@ -79,18 +79,12 @@ class Grid:
         return tuple(o[2 - a] + (np.arange(self.shape[a]) + 0.5) * self.voxel_um[a] for a in range(3))
 
 
-def _ball(radius_um: float, voxel_um: tuple[float, float, float]) -> np.ndarray:
-    """Ellipsoidal structuring element: a ball of ``radius_um`` in an anisotropic grid."""
-    r = [max(0, int(np.floor(radius_um / v))) for v in voxel_um]
-    zz, yy, xx = np.ogrid[-r[0] : r[0] + 1, -r[1] : r[1] + 1, -r[2] : r[2] + 1]
-    return (zz * voxel_um[0]) ** 2 + (yy * voxel_um[1]) ** 2 + (xx * voxel_um[2]) ** 2 <= radius_um**2 + 1e-12
-
-
 def points_to_solid(points_um: np.ndarray, grid: Grid, closing_um: float | None = None) -> np.ndarray:
     """Closed solid [z, y, x] bool from surface points.
 
-    ``closing_um`` defaults to twice the median nearest-neighbour spacing of the points (at
-    least 2 voxels), enough to seal the sampled surface.
+    ``closing_um`` defaults to the median distance from a point to its 8th nearest neighbour
+    (at least 2 voxels): enough to seal a sparsely sampled surface (a 2,048-point fragment has
+    points ~0.2 µm apart on neurites of ~0.2 µm radius) and to fill tubes of that radius.
     """
     pts = np.asarray(points_um, float)
     if pts.ndim != 2 or pts.shape[1] != 3:
@@ -98,26 +92,29 @@ def points_to_solid(points_um: np.ndarray, grid: Grid, closing_um: float | None 
     if closing_um is None:
         from scipy.spatial import cKDTree
 
-        d = cKDTree(pts).query(pts, k=2)[0][:, 1] if len(pts) > 1 else np.zeros(1)
-        closing_um = max(2.0 * float(np.median(d)), 2.0 * max(grid.voxel_um))
+        k = min(8, len(pts) - 1)
+        d = cKDTree(pts).query(pts, k=k + 1)[0][:, k] if k > 0 else np.zeros(1)
+        closing_um = max(float(np.median(d)), 2.0 * max(grid.voxel_um))
     solid = np.zeros(grid.shape, bool)
     ijk, inside = grid.index(pts)
     if not inside.any():
         return solid
     ijk = ijk[inside]
     # work in the object's bounding box (plus a margin for the closing) to keep it cheap
-    ball = _ball(closing_um, grid.voxel_um)
-    pad = np.array(ball.shape) // 2 + 1
+    pad = np.array([int(np.ceil(closing_um / v)) + 2 for v in grid.voxel_um])
     lo = np.maximum(ijk.min(0) - pad, 0)
     hi = np.minimum(ijk.max(0) + pad + 1, grid.shape)
     sub = np.zeros(hi - lo, bool)
     sub[tuple((ijk - lo).T)] = True
-    # pad so closing does not erode at the box edge, then crop back
+    # pad so the closing does not erode at the box edge, then crop back
     padded = np.pad(sub, [(p, p) for p in pad])
-    # closing with the hole filling done while the shell is thick (dilate, fill, erode): a thin
-    # sampled shell has pinholes that plain closing leaves open and fill_holes would leak through
-    thick = ndimage.binary_dilation(padded, structure=ball)
-    closed = ndimage.binary_erosion(ndimage.binary_fill_holes(thick), structure=ball, border_value=0)[pad[0] : pad[0] + sub.shape[0], pad[1] : pad[1] + sub.shape[1], pad[2] : pad[2] + sub.shape[2]]
+    # closing by distance transforms (dilate: within r of a point; erode: more than r from
+    # outside), fast for any radius; holes are filled while the shell is thick, since a thin
+    # sampled shell has pinholes that fill_holes would leak through
+    thick = ndimage.distance_transform_edt(~padded, sampling=grid.voxel_um) <= closing_um
+    thick = ndimage.binary_fill_holes(thick)
+    closed = (ndimage.distance_transform_edt(thick, sampling=grid.voxel_um) > closing_um)[
+        pad[0] : pad[0] + sub.shape[0], pad[1] : pad[1] + sub.shape[1], pad[2] : pad[2] + sub.shape[2]]
     solid[lo[0] : hi[0], lo[1] : hi[1], lo[2] : hi[2]] = closed
     return solid
 
