@@ -412,6 +412,8 @@ def run(args) -> int:
     if n < args.n:
         log(f"note: n = {n} clouds per set (asked {args.n}; reference has {len(ref_all)}"
             + (f", samples {len(samples)})" if samples is not None else ")"))
+    if n < 2:
+        raise SystemExit(f"error: need at least 2 clouds per set, got n = {n}")
     args.n = n
     rng = np.random.default_rng(args.seed)
     reference = np.asarray(ref_all[np.sort(rng.permutation(len(ref_all))[:n])], dtype=np.float32)
@@ -423,7 +425,11 @@ def run(args) -> int:
     if samples is not None:
         sets["generated"] = ("generated", samples[np.sort(rng.permutation(len(samples))[:n])])
     if args.baselines:
-        for key, clouds in make_baselines(reference, train, n, seed=args.seed, jitter=args.jitter).items():
+        try:
+            baselines = make_baselines(reference, train, n, seed=args.seed, jitter=args.jitter)
+        except ValueError as e:
+            raise SystemExit(f"error: {args.reference}: {e}") from None
+        for key, clouds in baselines.items():
             sets[key] = (BASELINE_LABELS[key], clouds)
     rows = {}
     for key, (label, clouds) in sets.items():
