@@ -22,7 +22,8 @@ All comparisons happen in unit-ball coordinates: samples stored in µm are divid
   on ``--mem-n`` clouds.
 
 Generated and reference sets are of equal size: ``n = min(--n, samples, reference fragments)``,
-each drawn at random (``--seed``).
+each drawn at random (``--seed``). With ``--cache DIR`` the reference-side work and the
+baseline rows are kept, so scoring the next checkpoint's samples only scores that set.
 """
 
 from __future__ import annotations
@@ -43,6 +44,8 @@ from mogen.metrics.memorization import memorization, nearest_chamfer
 from mogen.metrics.mmd import feature_scale, mmd_rbf
 from mogen.metrics.morphometrics import MORPH_NAMES, compare_morphometrics, morphometrics
 from mogen.metrics.pointcloud import chamfer_matrix, emd_matrix, pointflow_metrics, subsample
+
+CACHE_FORMAT = 1  # bump when the cached scorer state or row layout changes
 
 DESCRIPTION = __doc__.split("\n\n")[0] + (
     " Writes report.json, report.md and PNG plots; see python -m eval.generation --help."
@@ -128,10 +131,15 @@ def load_samples(path: Path, manifest: dict, reference_neurons: list[str], allow
 class Scorer:
     """Holds everything computed once for the reference set; ``score(clouds)`` does one row."""
 
-    def __init__(self, reference, train, args, log):
+    STATE = ("ref_features", "train_features", "scale", "ref_cd", "d_rr", "ref_emd", "e_rr", "ref_morph", "heldout_to_train")
+
+    def __init__(self, reference, train, args, log, state: dict | None = None):
         self.args, self.log = args, log
         self.timings: dict[str, float] = {}
         self.reference, self.train = reference, train
+        if state is not None:
+            self.__dict__.update({k: state[k] for k in self.STATE})
+            return
         self.ref_features = self._timed("features: reference", cloud_features, reference, progress=True)
         self.train_features = self._timed("features: train", cloud_features, train, progress=True)
         self.scale = feature_scale(self.train_features)
@@ -149,6 +157,9 @@ class Scorer:
             points=args.cd_points, query_features=self.ref_features[:k], pool_features=self.train_features,
             progress=True, desc="held-out vs train",
         )
+
+    def state(self) -> dict:
+        return {k: getattr(self, k) for k in self.STATE}
 
     def _timed(self, name, fn, *a, **kw):
         self.log(f"  {name} ...")
@@ -337,6 +348,20 @@ def plots(out: Path, rows: dict, ref_feats, ref_morph, reference, first: str, ra
     plt.close(fig)
 
 
+def _cache_key(args, manifest: dict) -> str:
+    """What the reference-side work and the baseline rows depend on."""
+    import hashlib
+
+    from mogen import __version__
+
+    settings = ("reference", "split", "train_split", "n", "cd_points", "emd_n", "emd_points", "morph_n",
+                "mem_n", "train_n", "sigma", "voxel_um", "prune_um", "copy_factor", "jitter", "seed")
+    payload = {k: str(getattr(args, k)) for k in settings}
+    payload["manifest"] = manifest
+    payload["version"] = f"{__version__}/{CACHE_FORMAT}"
+    return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
 def _jsonable(obj):
     if isinstance(obj, dict):
         return {k: _jsonable(v) for k, v in obj.items() if not str(k).startswith("_")}
@@ -372,6 +397,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--copy-factor", type=float, default=0.1, help="copy if nearest-train CD < this × median held-out→train CD")
     p.add_argument("--jitter", type=float, default=0.01, help="memoriser baseline jitter (unit-ball units)")
     p.add_argument("--allow-overlap", action="store_true", help="score even if the generator was trained on reference neurons")
+    p.add_argument("--cache", type=Path, default=None,
+                   help="directory to keep the reference-side work and baseline rows in, so scoring another "
+                        "samples file against the same data and settings only scores the new set")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=0, help="torch threads (0: torch default)")
 
@@ -420,7 +448,13 @@ def run(args) -> int:
     rng.shuffle(reference)  # subsets (EMD, morphometrics, memorisation) take the first rows
 
     log(f"reference: {args.reference} [{args.split}] n={n}; train fragments used {len(train)} of {len(train_all)}")
-    scorer = Scorer(reference, train, args, log)
+    cache_file = cached = None
+    if args.cache is not None:
+        cache_file = args.cache / f"eval-generation-{_cache_key(args, manifest)}.pt"
+        if cache_file.is_file():
+            cached = torch.load(cache_file, weights_only=False)
+            log(f"reusing reference-side work and baseline rows from {cache_file}")
+    scorer = Scorer(reference, train, args, log, state=cached["scorer"] if cached else None)
     sets: dict[str, tuple[str, np.ndarray]] = {}
     if samples is not None:
         sets["generated"] = ("generated", samples[np.sort(rng.permutation(len(samples))[:n])])
@@ -432,11 +466,22 @@ def run(args) -> int:
         for key, clouds in baselines.items():
             sets[key] = (BASELINE_LABELS[key], clouds)
     rows = {}
+    cached_rows = cached["rows"] if cached else {}
     for key, (label, clouds) in sets.items():
-        log(f"scoring {label}")
-        row = scorer.score(label, clouds, check_memorization=key != "real_train")
+        if key in cached_rows:  # baselines are deterministic given the cache key
+            row = dict(cached_rows[key])
+        else:
+            log(f"scoring {label}")
+            row = scorer.score(label, clouds, check_memorization=key != "real_train")
         row["label"], row["_clouds"] = label, clouds
         rows[key] = row
+    if cache_file is not None:
+        keep = {k: {f: v for f, v in r.items() if f != "_clouds"} for k, r in rows.items() if k != "generated"}
+        keep = {**cached_rows, **keep}
+        if cached is None or set(keep) != set(cached_rows):
+            cache_file.parent.mkdir(parents=True, exist_ok=True)
+            torch.save({"scorer": scorer.state(), "rows": keep}, cache_file)
+            log(f"cached reference-side work and baseline rows in {cache_file}")
 
     out.mkdir(parents=True, exist_ok=True)
     report = {

@@ -47,7 +47,9 @@ FAST = ["--cd-points", "32", "--emd-n", "6", "--emd-points", "16", "--morph-n", 
 def test_report_with_baselines(dataset, tmp_path):
     samples = write_samples(tmp_path / "s.npz", tubes(20, np.random.default_rng(1)))
     out = tmp_path / "report"
-    assert main(["--samples", str(samples), "--reference", str(dataset), "--n", "12", "--baselines", "--out", str(out), *FAST]) == 0
+    cache = tmp_path / "cache"
+    args = ["--reference", str(dataset), "--n", "12", "--baselines", "--cache", str(cache), *FAST]
+    assert main(["--samples", str(samples), "--out", str(out), *args]) == 0
     report = json.loads((out / "report.json").read_text())
     rows = report["rows"]
     assert list(rows) == ["generated", "real_train", "memoriser", "gaussian_blob", "random_cylinder"]
@@ -60,6 +62,13 @@ def test_report_with_baselines(dataset, tmp_path):
     assert "| generated |" in md and "Gaussian blob (floor)" in md
     for png in ("features.png", "fragments.png", "morphometrics.png", "memorization.png"):
         assert (out / png).stat().st_size > 1000
+    # scoring other samples reuses the cached reference side and baseline rows
+    assert len(list(cache.glob("*.pt"))) == 1
+    other = write_samples(tmp_path / "s2.npz", tubes(20, np.random.default_rng(9)))
+    assert main(["--samples", str(other), "--out", str(tmp_path / "r2"), *args]) == 0
+    again = json.loads((tmp_path / "r2" / "report.json").read_text())["rows"]
+    assert again["gaussian_blob"] == rows["gaussian_blob"]
+    assert again["generated"]["feature_mmd"] != rows["generated"]["feature_mmd"]
     # a second run must not overwrite silently
     with pytest.raises(SystemExit, match="not empty"):
         main(["--samples", str(samples), "--reference", str(dataset), "--out", str(out)])
