@@ -40,7 +40,7 @@ from tqdm.auto import tqdm
 from scipy.spatial import cKDTree
 
 from mogen.metrics.features import as_clouds, cloud_features
-from mogen.metrics.pointcloud import chamfer, chamfer_matrix, subsample
+from mogen.metrics.pointcloud import chamfer_matrix, subsample
 
 COPY_FACTOR = 0.1
 
@@ -74,8 +74,16 @@ def nearest_chamfer(
     scale = np.where(pf.std(0) > 0, pf.std(0), 1.0)
     by_feature = cKDTree(pf / scale).query(qf / scale, k=k)[1].reshape(len(qf), k)
     out = np.empty(len(queries))
+    trees: dict[int, cKDTree] = {}  # pool clouds are candidates of many queries: build once
     for i in tqdm(range(len(queries)), desc=f"{desc} (exact)", disable=not progress, leave=False):
-        out[i] = min(chamfer(queries[i], pool[j]) for j in set(by_cd[i]) | set(by_feature[i]))
+        q, q_tree = queries[i], cKDTree(queries[i])
+        best = np.inf
+        for j in set(by_cd[i].tolist()) | set(by_feature[i].tolist()):
+            if j not in trees:
+                trees[j] = cKDTree(pool[j])
+            cd = (trees[j].query(q)[0] ** 2).mean() + (q_tree.query(pool[j])[0] ** 2).mean()
+            best = min(best, cd)
+        out[i] = best
     return out
 
 
