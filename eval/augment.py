@@ -6,14 +6,16 @@ A point-cloud classifier (``mogen.augment.classifier``) learns to tell true join
 merges (``mogen.augment.examples``). Arms differ only in what replaces a share p of each batch:
 
 * ``real``          nothing (real merge candidates only)
-* ``synthetic``     candidates built from the generator's samples (SAMPLES.npz), p ∈ ``--shares``
+* ``synthetic``     candidates built from the generator's samples (SAMPLES.npz), p ∈ ``--shares`` ∪ {``--share``}
 * ``jitter``        control: candidates from jittered, elastically deformed real fragments
-* ``random-walk``   control: candidates from random-walk neurons
+* ``random-walk``   control: candidates from random-walk neurons (controls at ``--control-shares``,
+                    default ``--share``; as many fragments as SAMPLES.npz holds)
 
 Every arm uses the same steps, batch size, schedule, candidate pools and seeds. The accept
 threshold is set on real validation true joins (``--acceptance`` of them accepted); on the
 held-out test neurons we count false merges accepted + true joins rejected, AUROC, and replay
-agglomeration (``mogen.augment.replay``): residual split + merge errors per mm of cable. Each
+agglomeration (``mogen.augment.replay``): residual split + merge errors per mm of cable, with
+its threshold set the same way on the validation neurons' own over-segmentation. Each
 arm's mean and 95% CI over seeds, and its relative change vs ``real`` with a paired bootstrap CI
 over seeds, go to ``DIR/report.json``, ``DIR/report.md`` and ``DIR/augment.png``. A learning curve
 over the number of real training neurons (real only) shows whether the baseline is data-starved.
@@ -169,10 +171,12 @@ def _train_job(job: dict) -> dict:
     st = score(model, test.points)
     pos, neg = st[test.labels == 1], st[test.labels == 0]
     fm, tj = int((neg >= thr).sum()), int((pos < thr).sum())
-    rep = s["replay"]
+    rep, vrep = s["replay"], s["val_replay"]
+    vs = score(model, vrep.clouds[vrep.same])
+    replay_thr = float(np.quantile(vs, 1 - s["acceptance"])) if len(vs) else thr
     rs = score(model, rep.clouds)
-    replay = rep.errors(rs, thr)
-    return dict(job, threshold=thr, auroc=auroc(pos, neg), false_merges_accepted=fm, true_joins_rejected=tj,
+    replay = rep.errors(rs, replay_thr)
+    return dict(job, threshold=thr, replay_threshold=replay_thr, auroc=auroc(pos, neg), false_merges_accepted=fm, true_joins_rejected=tj,
                 errors=fm + tj, error_rate=(fm + tj) / len(st), true_join_acceptance=float((pos >= thr).mean()),
                 replay_auroc=auroc(rs[rep.same & rep.involved], rs[~rep.same & rep.involved]),
                 **{f"replay_{k}": v for k, v in replay.items()}, train_seconds=train_s, seconds=time.time() - t0)
@@ -258,21 +262,28 @@ def run_experiment(args: argparse.Namespace) -> dict:
     # agglomeration replay on the test neurons (+ partners they can be falsely merged with)
     t0 = time.time()
     clouds = neuron_clouds(te_pts, te_meta["anchor_um"], te_meta["neuron_id"], R, test_neurons)
+    val_clouds = neuron_clouds(va_pts, va_meta["anchor_um"], va_meta["neuron_id"], R, val_neurons)
     if len(test_neurons) < 2:
-        clouds.update(neuron_clouds(va_pts, va_meta["anchor_um"], va_meta["neuron_id"], R, val_neurons))
+        clouds.update(val_clouds)
     cable = {n["id"]: float(n["cable_um"]) for n in manifest["neurons"]}
     replay = Replay(clouds, test_neurons, cable, R * args.view, args.points, piece_um=args.piece_um,
                     contact_um=args.contact_um, seed=args.data_seed)
+    # the replay's own threshold: the same acceptance of true edges, on the validation neurons
+    # over-segmented the same way (their pieces, not test pieces, decide it)
+    val_replay = Replay(val_clouds, val_neurons, cable, R * args.view, args.points, piece_um=args.piece_um,
+                        contact_um=args.contact_um, seed=args.data_seed + 7)
     timings["replay_setup_s"] = time.time() - t0
-    _STATE.update(pools=pools, replay=replay, steps=args.steps, batch_size=args.batch_size, lr=args.lr,
-                  acceptance=args.acceptance)
+    _STATE.update(pools=pools, replay=replay, val_replay=val_replay, steps=args.steps, batch_size=args.batch_size,
+                  lr=args.lr, acceptance=args.acceptance)
 
     # training runs: every arm × seed at the full train set, and real-only over the learning curve
     shares = sorted(set(args.shares) | {args.share})
     full = curve[-1]
     jobs = [dict(arm="real", share=0.0, n_train=full, seed=s) for s in range(args.seeds)]
-    for arm in ("synthetic", "jitter", "random-walk"):
-        jobs += [dict(arm=arm, share=p, n_train=full, seed=s) for p in shares for s in range(args.seeds)]
+    control_shares = sorted(set(args.control_shares if args.control_shares is not None else [args.share]))
+    jobs += [dict(arm="synthetic", share=p, n_train=full, seed=s) for p in shares for s in range(args.seeds)]
+    for arm in ("jitter", "random-walk"):
+        jobs += [dict(arm=arm, share=p, n_train=full, seed=s) for p in control_shares for s in range(args.seeds)]
     jobs += [dict(arm="real", share=0.0, n_train=n, seed=s) for n in curve[:-1] for s in range(args.seeds)]
     t0 = time.time()
     runs = _parallel(_train_job, jobs, args.workers, "classifier runs")
@@ -284,10 +295,10 @@ def run_experiment(args: argparse.Namespace) -> dict:
         splits=dict(train=train_neurons, val=val_neurons, test=test_neurons, val_note=val_note,
                     false_merge_partners_for_test=partner_note, learning_curve_order=[str(x) for x in order]),
         pools={k: dict(n=len(v), true=int(v.labels.sum())) for k, v in pools.items()},
-        replay=replay.summary, settings={k: v for k, v in vars(args).items() if k not in ("out",)},
+        replay=replay.summary, val_replay=val_replay.summary, settings={k: v for k, v in vars(args).items() if k not in ("out",)},
         baselines=dict(no_merges=replay.errors(np.zeros(len(replay.edges)), 0.5),
                        merge_all=replay.errors(np.ones(len(replay.edges)), 0.5)),
-        timings=timings, shares=shares, full_n_train=full, curve=curve,
+        timings=timings, shares=shares, control_shares=control_shares, full_n_train=full, curve=curve,
         machine=dict(cpus=os.cpu_count(), workers=args.workers, load_start=load_start, load_end=list(os.getloadavg()))))
 
 
@@ -304,7 +315,7 @@ def summarise(runs: list[dict], info: dict) -> dict:
     base = arm_runs("real", 0.0, full)
     table = []
     for arm in ARMS:
-        for share in ([0.0] if arm == "real" else info["shares"]):
+        for share in {"real": [0.0], "synthetic": info["shares"]}.get(arm, info["control_shares"]):
             rs = arm_runs(arm, share, full)
             row = dict(arm=arm, share=share, n_train=full, seeds=len(rs))
             for m in METRICS:
@@ -402,9 +413,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--synthetic", required=True, help="samples.npz written by sample.py (with train_neurons)")
     p.add_argument("--out", required=True, help="output directory for report.json, report.md, augment.png")
     p.add_argument("--share", type=float, default=0.1, help="share of each batch replaced by synthetic/control candidates")
-    p.add_argument("--shares", type=float, nargs="*", default=[0.1, 0.3], help="shares swept (--share is always included)")
+    p.add_argument("--shares", type=float, nargs="*", default=[0.1, 0.3],
+                   help="shares swept for the synthetic arm (--share is always included)")
+    p.add_argument("--control-shares", type=float, nargs="*", default=None,
+                   help="shares for the jitter and random-walk controls (default: --share only)")
     p.add_argument("--seeds", type=int, default=5, help="training seeds per arm")
-    p.add_argument("--steps", type=int, default=300, help="training steps per run (same for every arm)")
+    p.add_argument("--steps", type=int, default=200, help="training steps per run (same for every arm)")
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--lr", type=float, default=2e-3)
     p.add_argument("--points", type=int, default=256, help="points per merge candidate")
@@ -429,7 +443,7 @@ def main(argv: list[str] | None = None) -> int:
     for name in ("share", "acceptance"):
         if not 0 <= getattr(args, name) <= 1:
             raise SystemExit(f"--{name} must be in [0, 1], got {getattr(args, name)}")
-    if any(not 0 < p < 1 for p in args.shares + [args.share]):
+    if any(not 0 < p < 1 for p in args.shares + [args.share] + (args.control_shares or [])):
         raise SystemExit(f"--share/--shares must be in (0, 1), got {args.share} / {args.shares}")
     if not 0 < args.view <= 1:
         raise SystemExit(f"--view must be in (0, 1], got {args.view}")

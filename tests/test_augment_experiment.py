@@ -57,7 +57,7 @@ def test_experiment_end_to_end(tmp_path):
     write_tiny_dataset(tmp_path / "data")
     write_samples(tmp_path / "samples.npz", ["rw0", "rw1"])
     args = ["--real", str(tmp_path / "data"), "--synthetic", str(tmp_path / "samples.npz"), "--out", str(tmp_path / "out"),
-            "--seeds", "2", "--steps", "3", "--shares", "0.3", "--train-candidates", "40", "--extra-candidates", "20",
+            "--seeds", "2", "--steps", "3", "--shares", "0.3", "--control-shares", "0.1", "0.3", "--train-candidates", "40", "--extra-candidates", "20",
             "--val-candidates", "20", "--test-candidates", "30", "--points", "64", "--workers", "1"]
     assert main(args) == 0
     rep = json.loads((tmp_path / "out" / "report.json").read_text())
