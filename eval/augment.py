@@ -134,6 +134,34 @@ def _pool_job(job: tuple) -> object:
     return build_candidates(frags, ids, partners=partners, **kwargs)
 
 
+CACHE_VERSION = 1  # bump when candidate or run semantics change
+
+
+def _key(*parts) -> str:
+    import hashlib
+
+    return hashlib.sha256(json.dumps(parts, default=str).encode()).hexdigest()[:16]
+
+
+def _file_sha(path: Path) -> str:
+    import hashlib
+
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _save_pool(path: Path, pool) -> None:
+    np.savez(path, **{f: getattr(pool, f) for f in pool.__dataclass_fields__})
+
+
+def _load_pool(path: Path):
+    from mogen.augment.examples import Candidates
+
+    if not path.is_file():
+        return None
+    with np.load(path) as z:
+        return Candidates(**{f: z[f] for f in Candidates.__dataclass_fields__})
+
+
 def _build_pools(specs: dict, workers: int, n_points: int, view: float = 1.0, chunk: int = 250) -> dict:
     """specs: name -> (n, extra kwargs); chunks of ``chunk`` candidates run in parallel."""
     from mogen.augment.examples import Candidates
@@ -235,28 +263,48 @@ def run_experiment(args: argparse.Namespace) -> dict:
 
     # merge-candidate sources: real subsets (learning curve), synthetic, controls, val, test
     n_extra = min(len(samples), args.max_synthetic)
+    n_ctrl = args.control_fragments
     sources = {}
     for n in curve:
         rows = train_rows[np.isin(tr_meta["neuron_id"][train_rows], order[:n])]
         sources[f"real@{n}"] = (np.asarray(tr_pts[rows]), tr_meta["neuron_id"][rows], None)
     sources["synthetic"] = (samples[:n_extra], np.array([f"syn{i}" for i in range(n_extra)]), None)
-    pick = rng.choice(train_rows, size=n_extra)
-    sources["jitter"] = (elastic_deform(np.asarray(tr_pts[np.sort(pick)]), seed=args.data_seed), tr_meta["neuron_id"][np.sort(pick)], None)
+    pick = np.sort(rng.choice(train_rows, size=n_ctrl))
+    sources["jitter"] = (lambda: elastic_deform(np.asarray(tr_pts[pick]), seed=args.data_seed), tr_meta["neuron_id"][pick], None)
     per = 16
-    sources["random-walk"] = (random_walk_fragments(n_extra, n_points=tr_pts.shape[1], radius_um=R, seed=args.data_seed, per_neuron=per),
-                              np.array([f"rw{i // per}" for i in range(n_extra)]), None)
+    sources["random-walk"] = (lambda: random_walk_fragments(n_ctrl, n_points=tr_pts.shape[1], radius_um=R, seed=args.data_seed, per_neuron=per),
+                              np.array([f"rw{i // per}" for i in range(n_ctrl)]), None)
     sources["val"] = (np.asarray(va_pts[val_rows]), va_meta["neuron_id"][val_rows], None)
     if len(test_neurons) >= 2:
         partners, partner_note = (np.asarray(te_pts), te_meta["neuron_id"]), "other test neurons"
     else:
         partners, partner_note = (sources["val"][0], sources["val"][1]), "validation neurons (the test split has one neuron)"
     sources["test"] = (np.asarray(te_pts), te_meta["neuron_id"], partners)
-    _STATE["sources"] = sources
     specs = {f"real@{n}": (args.train_candidates, dict(seed=1)) for n in curve}
     specs.update({a: (args.extra_candidates, dict(seed=2)) for a in ("synthetic", "jitter", "random-walk")})
     specs["val"] = (args.val_candidates, dict(seed=3, only="true"))
     specs["test"] = (args.test_candidates, dict(seed=4))
-    pools = _build_pools(specs, args.workers, args.points, args.view)
+    arms = set(args.arms)
+    if "synthetic" not in arms:
+        specs.pop("synthetic")
+    # cache keys: everything that decides a pool or a run; synthetic ones add the samples' bytes
+    cache = Path(args.cache) if args.cache else Path(args.out) / "cache"
+    cache.mkdir(parents=True, exist_ok=True)
+    base_key = _key(manifest_hash(root), sorted(train_neurons), val_neurons, [str(x) for x in order], args.points, args.view,
+                    args.data_seed, args.train_candidates, args.extra_candidates, args.val_candidates, args.test_candidates,
+                    args.control_fragments, CACHE_VERSION)
+    samples_key = _key(base_key, _file_sha(Path(args.synthetic)), args.max_synthetic)
+    pool_keys = {name: (samples_key if name == "synthetic" else base_key) + "_" + name for name in specs}
+    pools = {name: _load_pool(cache / f"pool_{k}.npz") for name, k in pool_keys.items()}
+    todo = {name: spec for name, spec in specs.items() if pools[name] is None}
+    for name in todo:  # materialise generated sources only when needed
+        f, ids, partners = sources[name]
+        sources[name] = (f() if callable(f) else f, ids, partners)
+    _STATE["sources"] = sources
+    built = _build_pools(todo, args.workers, args.points, args.view) if todo else {}
+    for name, pool in built.items():
+        _save_pool(cache / f"pool_{pool_keys[name]}.npz", pool)
+        pools[name] = pool
     timings["candidates_s"] = time.time() - t_start
 
     # agglomeration replay on the test neurons (+ partners they can be falsely merged with)
@@ -279,16 +327,28 @@ def run_experiment(args: argparse.Namespace) -> dict:
     # training runs: every arm × seed at the full train set, and real-only over the learning curve
     shares = sorted(set(args.shares) | {args.share})
     full = curve[-1]
-    jobs = [dict(arm="real", share=0.0, n_train=full, seed=s) for s in range(args.seeds)]
     control_shares = sorted(set(args.control_shares if args.control_shares is not None else [args.share]))
-    jobs += [dict(arm="synthetic", share=p, n_train=full, seed=s) for p in shares for s in range(args.seeds)]
+    jobs = []
+    if "real" in arms:
+        jobs += [dict(arm="real", share=0.0, n_train=n, seed=s) for n in curve[::-1] for s in range(args.seeds)]
+    if "synthetic" in arms:
+        jobs += [dict(arm="synthetic", share=p, n_train=full, seed=s) for p in shares for s in range(args.seeds)]
     for arm in ("jitter", "random-walk"):
-        jobs += [dict(arm=arm, share=p, n_train=full, seed=s) for p in control_shares for s in range(args.seeds)]
-    jobs += [dict(arm="real", share=0.0, n_train=n, seed=s) for n in curve[:-1] for s in range(args.seeds)]
+        if arm in arms:
+            jobs += [dict(arm=arm, share=p, n_train=full, seed=s) for p in control_shares for s in range(args.seeds)]
+    run_key = _key(base_key, args.steps, args.batch_size, args.lr, args.acceptance, args.piece_um, args.contact_um)
+    for j in jobs:
+        j["key"] = _key(run_key, samples_key if j["arm"] == "synthetic" else "", j["arm"], j["share"], j["n_train"], j["seed"])
+    runs = [json.loads((cache / f"run_{j['key']}.json").read_text()) for j in jobs if (cache / f"run_{j['key']}.json").is_file()]
+    todo_jobs = [j for j in jobs if not (cache / f"run_{j['key']}.json").is_file()]
     t0 = time.time()
-    runs = _parallel(_train_job, jobs, args.workers, "classifier runs")
+    for r in _parallel(_train_job, todo_jobs, args.workers, "classifier runs") if todo_jobs else []:
+        (cache / f"run_{r['key']}.json").write_text(json.dumps(r, default=float))
+        runs.append(r)
     timings["training_s"] = time.time() - t0
     timings["total_s"] = time.time() - t_start
+    timings["runs_from_cache"] = len(jobs) - len(todo_jobs)
+    timings["cpu_s_of_all_runs"] = float(sum(r["seconds"] for r in runs))
 
     return summarise(runs, dict(
         dataset=str(root), synthetic=str(args.synthetic), provenance=provenance,
@@ -317,15 +377,20 @@ def summarise(runs: list[dict], info: dict) -> dict:
     for arm in ARMS:
         for share in {"real": [0.0], "synthetic": info["shares"]}.get(arm, info["control_shares"]):
             rs = arm_runs(arm, share, full)
+            if not rs:
+                continue
             row = dict(arm=arm, share=share, n_train=full, seeds=len(rs))
             for m in METRICS:
                 row[m] = mean_ci([r[m] for r in rs])
             for m in ("errors", "replay_errors_per_mm"):
-                row[f"reduction_{m}"] = paired_reduction([r[m] for r in rs], [r[m] for r in base]) if arm != "real" else None
+                paired = arm != "real" and len(base) == len(rs)
+                row[f"reduction_{m}"] = paired_reduction([r[m] for r in rs], [r[m] for r in base]) if paired else None
             table.append(row)
     curve = []
     for n in info["curve"]:
         rs = arm_runs("real", 0.0, n)
+        if not rs:
+            continue
         curve.append(dict(n_train=n, seeds=len(rs), **{m: mean_ci([r[m] for r in rs]) for m in METRICS}))
     return dict(info, table=table, learning_curve=curve, runs=runs)
 
@@ -434,6 +499,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--piece-um", type=float, default=15.0, help="replay over-segmentation grid (µm)")
     p.add_argument("--contact-um", type=float, default=1.0, help="replay contact distance (µm)")
     p.add_argument("--workers", type=int, default=2, help="worker processes (one torch thread each)")
+    p.add_argument("--arms", nargs="+", default=list(ARMS), choices=ARMS, help="arms to train (e.g. warm the cache without synthetic)")
+    p.add_argument("--control-fragments", type=int, default=1000, help="fragments behind each control pool")
+    p.add_argument("--cache", default=None,
+                   help="directory caching candidate pools and finished runs, keyed by every setting that decides them "
+                        "(default OUT/cache); a rerun with new samples retrains only the synthetic arm")
     p.add_argument("--data-seed", type=int, default=0, help="seed for candidate pools, held-out val neuron, replay")
     return p
 

@@ -70,6 +70,13 @@ def test_experiment_end_to_end(tmp_path):
     real = next(r for r in rep["table"] if r["arm"] == "real")
     assert real["errors"][0] >= 0 and 0 <= real["auroc"][0] <= 1
     assert (tmp_path / "out" / "report.md").is_file() and (tmp_path / "out" / "augment.png").is_file()
+    # a rerun with new samples retrains only the synthetic arm; everything else comes from the cache
+    write_samples(tmp_path / "samples.npz", ["rw0"], n=20)
+    assert main(args) == 0
+    rep2 = json.loads((tmp_path / "out" / "report.json").read_text())
+    assert rep2["timings"]["runs_from_cache"] == len(rep2["runs"]) - 2 * 2
+    real2 = next(r for r in rep2["table"] if r["arm"] == "real")
+    assert real2["errors"] == real["errors"]
 
 
 def test_experiment_refuses_generator_trained_on_test(tmp_path):
