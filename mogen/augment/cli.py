@@ -182,6 +182,9 @@ def _examples(args) -> int:
     if out.exists() and not args.overwrite:
         raise SystemExit(f"{out} exists; pass --overwrite to replace it")
     pts, ids, R = _fragments(args.source, args.split)
+    if len(set(ids)) < 2:
+        raise SystemExit(f"{args.source}: split {args.split!r} holds fragments of one neuron only ({ids[0]}); "
+                         "false merges need two neurons (try --split train)")
     cand = build_candidates(pts, ids, args.n, n_points=args.points, seed=args.seed, progress=True)
     rng = np.random.default_rng(args.seed)
     splits = []
