@@ -15,8 +15,8 @@ given too. Reference rows, same n: real training fragments vs the test neuron, a
 Gaussian noise the sampler starts from.
 
 With ``--extend M`` training continues to M minutes after a snapshot at ``--minutes``
-(the learning rate reaches its floor at ``--minutes`` and stays there), and both
-checkpoints are evaluated. ``--record`` appends the table to BENCHMARKS.md.
+(the learning rate reaches its floor at ``--minutes`` and stays there); the snapshot is
+evaluated while training continues, then the final checkpoint at the first call budget. ``--record`` appends the table to BENCHMARKS.md.
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ import argparse
 import json
 import os
 import platform
+import subprocess
 import sys
 import time
 from datetime import datetime, timezone
@@ -36,12 +37,12 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from mogen.config import load_config  # noqa: E402
 from mogen.metrics.features import cloud_features  # noqa: E402
 from mogen.metrics.mmd import feature_scale, mmd_rbf  # noqa: E402
-from mogen.sampling import load_generator, sample_clouds  # noqa: E402
+from mogen.flow import moments_from_cond, source_noise  # noqa: E402
+from mogen.sampling import draw_conditions, load_generator, sample_clouds  # noqa: E402
 from mogen.solvers import CALLS_PER_STEP  # noqa: E402
-from mogen.training import ensure_data, train  # noqa: E402
+from mogen.training import ensure_data  # noqa: E402
 
 def mmd_both(gen_feats, ref_feats, train_scale):
     """(MMD with training-set scaling, MMD with reference-set scaling)."""
@@ -68,13 +69,22 @@ def evaluate(ckpt, data_dir, n, seed, settings, threads):
     real_idx = np.sort(rng.choice(len(train_pts), n, replace=False))
     real = mmd_both(cloud_features(np.asarray(train_pts[real_idx])), ref, train_scale)
     rows.append({"setting": f"real: {n} train fragments vs test", "mmd": real[0], "mmd_ref_scale": real[1]})
-    noise = torch.randn(n, points, 3, generator=torch.Generator().manual_seed(seed)) * noise_std
+    source = state["config"].get("source", "gaussian")
+    source_cond = draw_conditions(state["cond_bank"], n, seed + 1) if source == "moments" else None
+    g = torch.Generator().manual_seed(seed)
+    noise = torch.randn(n, points, 3, generator=g)
     nz = mmd_both(cloud_features(noise.numpy()), ref, train_scale)
-    rows.append({"setting": f"noise N(0, {noise_std:g}^2)", "mmd": nz[0], "mmd_ref_scale": nz[1]})
+    rows.append({"setting": "noise N(0, 1)", "mmd": nz[0], "mmd_ref_scale": nz[1]})
+    if source == "moments":
+        start = source_noise((n, points, 3), source, noise_std, *moments_from_cond(source_cond), g)
+        nz = mmd_both(cloud_features(start.numpy()), ref, train_scale)
+        rows.append({"setting": f"sampler's start (t=0): N(train centroid, {noise_std:g}^2 train cov)",
+                     "mmd": nz[0], "mmd_ref_scale": nz[1]})
     for label, solver, calls, grid in settings:
         steps = calls  # sample_clouds takes network calls
         t0 = time.perf_counter()
-        gen = sample_clouds(model, n, points, steps, solver, grid, noise_std, seed=seed + 1, batch_size=16)
+        gen = sample_clouds(model, n, points, steps, solver, grid, noise_std, seed=seed + 1, batch_size=16,
+                            source=source, source_cond=source_cond)
         seconds = time.perf_counter() - t0
         m = mmd_both(cloud_features(gen.numpy()), ref, train_scale)
         rows.append({
@@ -123,7 +133,8 @@ def main(argv=None):
     p.add_argument("--minutes", type=float, default=15.0, help="training budget (wall clock)")
     p.add_argument("--extend", type=float, default=0.0, help="keep training to this many minutes (0: no)")
     p.add_argument("--n", type=int, default=64, help="generated and reference fragments")
-    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--threads", type=int, default=2, help="torch threads for training (and final evaluation)")
+    p.add_argument("--eval-threads", type=int, default=1, help="threads of the evaluation that overlaps training")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--ckpt", nargs="*", help="only evaluate these checkpoints")
     p.add_argument("--calls", default="20,200", help="network-call budgets to evaluate (first checkpoint)")
@@ -135,26 +146,40 @@ def main(argv=None):
     cmd = "python bench/quality.py " + " ".join(argv if argv is not None else sys.argv[1:])
     data_dir = ensure_data(args.data)
     out = Path(args.out)
-    ckpts = [Path(c) for c in args.ckpt or []]
-    if not ckpts:
-        total = max(args.minutes, args.extend)
-        cfg = load_config(overrides=[
-            f"--data_dir={data_dir}", f"--out_dir={out}", f"--max_minutes={total}",
-            f"--schedule_minutes={args.minutes}", f"--snapshot_minutes={args.minutes:g}",
-            f"--threads={args.threads}", "--wandb=off", f"--seed={args.seed}", *overrides,
-        ])
+    calls = [int(c) for c in args.calls.split(",")]
+    settings = [(f"{c} calls", args.solver, c, args.grid) for c in calls]
+    results = []
+    if args.ckpt:
+        for i, ckpt in enumerate(args.ckpt):
+            print(f"evaluating {ckpt}", flush=True)
+            results.append(evaluate(ckpt, data_dir, args.n, args.seed, settings, args.threads))
+    else:
         if (out / "ckpt.pt").exists():
             raise SystemExit(f"{out / 'ckpt.pt'} exists: pass another --out (or --ckpt to evaluate it)")
-        final = train(cfg)
-        ckpts = [out / f"ckpt_{args.minutes:g}min.pt"] + ([final] if args.extend > args.minutes else [])
-    results = []
-    for i, ckpt in enumerate(ckpts):
-        print(f"evaluating {ckpt}", flush=True)
-        # 200 calls only on the first checkpoint (the 15-minute one): it takes minutes on a CPU.
-        calls = [int(c) for c in args.calls.split(",")]
-        settings = [(f"{c} calls", args.solver, c, args.grid) for c in (calls if i == 0 else calls[:1])]
-        results.append(evaluate(ckpt, data_dir, args.n, args.seed, settings, args.threads))
-    (out if out.exists() else Path(ckpts[0]).parent).joinpath("quality.json").write_text(json.dumps(results, indent=1))
+        total = max(args.minutes, args.extend)
+        train_cmd = [
+            sys.executable, str(ROOT / "train.py"), f"--data_dir={data_dir}", f"--out_dir={out}",
+            f"--max_minutes={total}", f"--schedule_minutes={args.minutes}", f"--snapshot_minutes={args.minutes:g}",
+            f"--threads={args.threads}", "--wandb=off", f"--seed={args.seed}", "--progress=false", *overrides,
+        ]
+        print(" ".join(train_cmd), flush=True)
+        proc = subprocess.Popen(train_cmd)
+        if args.extend > args.minutes:
+            # Evaluate the snapshot while training goes on to --extend minutes (the extra
+            # minutes then share the CPU with this evaluation; the snapshot's do not).
+            snap = out / f"ckpt_{args.minutes:g}min.pt"
+            while not snap.exists() and proc.poll() is None:
+                time.sleep(5)
+            if not snap.exists():
+                raise SystemExit(f"training stopped (exit code {proc.returncode}) before the {args.minutes:g}-minute snapshot")
+            print(f"evaluating {snap}", flush=True)
+            results.append(evaluate(snap, data_dir, args.n, args.seed, settings, args.eval_threads))
+        if proc.wait():
+            raise SystemExit(f"training failed (exit code {proc.returncode})")
+        print(f"evaluating {out / 'ckpt.pt'}", flush=True)
+        results.append(evaluate(out / "ckpt.pt", data_dir, args.n, args.seed,
+                                settings[:1] if results else settings, args.threads))
+    (out if out.exists() else Path(args.ckpt[0]).parent).joinpath("quality.json").write_text(json.dumps(results, indent=1))
     text = markdown(results, args, cmd)
     print(text)
     if args.record:

@@ -31,7 +31,8 @@ class TrainConfig:
     model: str = "tiny"  # named config in mogen.model.CONFIGS
     model_overrides: dict = field(default_factory=dict)  # e.g. {"latents": 32}
     # flow matching
-    time_sampler: str = "cosine"  # uniform | cosine | logit_normal
+    time_sampler: str = "uniform"  # uniform | cosine | logit_normal
+    source: str = "moments"  # noise at t=0: gaussian N(0, noise_std^2) | moments N(centroid, noise_std^2 cov)
     noise_std: float = 1.0
     pair: bool = True  # approximate OT pairing of noise to points within each cloud
     cond_drop: float = 0.5  # probability of dropping each condition group

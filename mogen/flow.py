@@ -104,6 +104,47 @@ def _match_leaves(x1, x0, idx1, idx0, groups, n):
     return idx0.view(b * groups, n).gather(1, torch.from_numpy(cols)).view(b, -1)
 
 
+SOURCES = ("gaussian", "moments")
+
+
+def cloud_moments(points: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Centroid [B, 3] and covariance [B, 3, 3] of clouds [B, N, 3]."""
+    centroid = points.mean(-2)
+    d = points - centroid.unsqueeze(-2)
+    return centroid, d.transpose(-1, -2) @ d / points.shape[-2]
+
+
+def moments_from_cond(cond: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Centroid [B, 3] and covariance [B, 3, 3] stored in condition vectors [B, 14]."""
+    from mogen.data.conditions import COND_GROUPS
+
+    centroid = cond[:, COND_GROUPS["centroid"]]
+    xx, yy, zz, xy, xz, yz = cond[:, COND_GROUPS["cov"]].unbind(-1)
+    cov = torch.stack([torch.stack(r, -1) for r in ((xx, xy, xz), (xy, yy, yz), (xz, yz, zz))], -2)
+    return centroid, cov
+
+
+def source_noise(
+    shape, source: str = "gaussian", noise_std: float = 1.0, centroid=None, cov=None, generator=None
+) -> torch.Tensor:
+    """Noise clouds [B, N, 3] at t = 0.
+
+    ``gaussian``: N(0, noise_std^2 I). ``moments``: N(centroid, noise_std^2 cov) per
+    cloud, a Gaussian with the fragment's own first two moments, so position, extent and
+    orientation are right from the start and the flow only has to form the local shape.
+    """
+    z = torch.randn(shape, generator=generator)
+    if source == "gaussian":
+        return z * noise_std
+    if source != "moments":
+        raise ValueError(f"unknown noise source {source!r}; choose from {SOURCES}")
+    if centroid is None or cov is None:
+        raise ValueError("source='moments' needs each cloud's centroid and covariance")
+    eye = torch.eye(3, dtype=torch.float64)
+    chol = torch.linalg.cholesky(cov.double().cpu() + 1e-6 * eye).to(z.dtype)
+    return centroid.cpu().to(z.dtype).unsqueeze(-2) + noise_std * z @ chol.transpose(-1, -2)
+
+
 def interpolate(x0: torch.Tensor, x1: torch.Tensor, t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Point on the linear path and its velocity: ``(x_t, x1 - x0)``; ``t`` is [B]."""
     tt = t.view(-1, *([1] * (x1.dim() - 1))).to(x1.dtype)
@@ -137,6 +178,7 @@ def flow_matching_loss(
     noise_std: float = 1.0,
     pair: bool = False,
     knn: torch.Tensor | None = None,
+    source: str = "gaussian",
 ) -> torch.Tensor:
     """Mean squared error between the predicted and the path velocity for one batch.
 
@@ -144,7 +186,8 @@ def flow_matching_loss(
     pairing) comes from ``generator`` so that training is reproducible step by step.
     """
     b = x1.shape[0]
-    x0 = torch.randn(x1.shape, generator=generator).to(x1) * noise_std
+    centroid, cov = cloud_moments(x1.detach().float()) if source == "moments" else (None, None)
+    x0 = source_noise(x1.shape, source, noise_std, centroid, cov, generator).to(x1)
     if pair:
         x0 = pair_noise(x1.detach().cpu(), x0.cpu()).to(x1)
     t = sample_time(b, time_sampler, generator).to(x1)

@@ -9,8 +9,8 @@ Point tokens never attend to each other (that would cost O(N^2)). Instead each b
 so a call costs O(N * L) for N points and L latents (PointInfinity, MoGen). Each point's
 input is its position plus the relative coordinates of its k nearest neighbours, which
 gives the network the local geometry that the latents cannot carry at full resolution.
-Time and the condition vector enter as two extra latent tokens (and time is also added
-to the point embedding). Nothing depends on point order: the network is
+Time and the condition vector enter as two extra latent tokens (and are also added to
+the point embedding). Nothing depends on point order: the network is
 permutation-equivariant in the points.
 
 Examples
@@ -41,8 +41,8 @@ class ModelConfig:
     point_dim: int = 64
     latent_dim: int = 128
     latents: int = 64
-    blocks: int = 2
-    latent_blocks: int = 2  # latent self-attention blocks per block
+    blocks: int = 1
+    latent_blocks: int = 4  # latent self-attention blocks per block
     heads: int = 4
     k: int = 16  # neighbours whose relative coordinates each point sees
     mlp_ratio: float = 4.0  # latent MLPs
@@ -76,6 +76,7 @@ class VelocityNet(nn.Module):
             nn.Linear(c.latent_dim, c.latent_dim), nn.SiLU(), nn.Linear(c.latent_dim, c.latent_dim)
         )
         self.time_to_points = nn.Linear(c.latent_dim, c.point_dim)
+        self.cond_to_points = nn.Linear(c.latent_dim, c.point_dim)
         self.cond_mlp = nn.Sequential(
             nn.Linear(c.cond_dim + c.cond_groups, c.latent_dim), nn.SiLU(), nn.Linear(c.latent_dim, c.latent_dim)
         )
@@ -142,7 +143,7 @@ class VelocityNet(nn.Module):
         cemb = self.cond_mlp(torch.cat([cond * keep, mask], 1))
 
         h = self.point_in(torch.cat([x, self.knn_features(x, knn)], -1))
-        h = h + self.time_to_points(temb).unsqueeze(1)
+        h = h + (self.time_to_points(temb) + self.cond_to_points(cemb)).unsqueeze(1)
         z = torch.cat([temb[:, None], cemb[:, None], self.latents.expand(b, -1, -1)], 1)
         for read, process, write in zip(self.read, self.process, self.write):
             z = read(z, h)

@@ -34,6 +34,7 @@ from tqdm.auto import tqdm
 
 from mogen.checkpoint import load_checkpoint
 from mogen.data.conditions import COND_DIM, COND_GROUPS, NEURITE_TYPES, neurite_type_index
+from mogen.flow import moments_from_cond, source_noise
 from mogen.model import ModelConfig, VelocityNet
 from mogen.solvers import GRIDS, SOLVERS, guided_velocity, integrate, steps_for_calls
 
@@ -66,11 +67,16 @@ def sample_clouds(
     seed: int = 0,
     batch_size: int = 16,
     progress: bool = False,
+    source: str = "gaussian",
+    source_cond: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Generate ``n`` clouds of ``points`` points in unit-ball coordinates: [n, points, 3].
 
     ``steps`` is the number of network calls per cloud (see :func:`steps_for_calls`;
-    ignored by dopri5). Without ``cond`` the samples are unconditional.
+    ignored by dopri5). Without ``cond`` the network sees no condition. With
+    ``source="moments"`` (see :func:`mogen.flow.source_noise`) the noise of cloud i
+    has the centroid and covariance stored in ``source_cond[i]`` (default: ``cond``);
+    :func:`draw_conditions` draws them from a checkpoint's training conditions.
     """
     device = next(model.parameters()).device
     groups = model.config.cond_groups
@@ -83,7 +89,13 @@ def sample_clouds(
         raise ValueError(f"need {n} conditions, got cond {tuple(cond.shape)} and mask {tuple(cond_mask.shape)}")
     n_steps = steps if solver == "dopri5" else steps_for_calls(solver, steps)
     g = torch.Generator().manual_seed(seed)
-    noise = torch.randn(n, points, 3, generator=g) * noise_std
+    centroid = cov = None
+    if source == "moments":
+        src = source_cond if source_cond is not None else (cond if cond_mask.any() else None)
+        if src is None or len(src) != n:
+            raise ValueError("source='moments' needs n condition vectors (source_cond) whose centroid/cov shape the noise")
+        centroid, cov = moments_from_cond(src.float())
+    noise = source_noise((n, points, 3), source, noise_std, centroid, cov, g)
     out = []
     for i in tqdm(range(0, n, batch_size), desc="sample", unit="batch", disable=not progress):
         sl = slice(i, i + batch_size)
@@ -91,6 +103,25 @@ def sample_clouds(
         x, _ = integrate(v, noise[sl].to(device), n_steps, solver, grid)
         out.append(x.float().cpu())
     return torch.cat(out)
+
+
+def draw_conditions(bank: torch.Tensor, n: int, seed: int = 0, rotate: bool = True) -> torch.Tensor:
+    """``n`` condition vectors drawn from ``bank`` [F, 14] (a checkpoint's training
+    conditions), each with a uniform random rotation of its centroid and covariance, as
+    the training fragments were rotated."""
+    from mogen.data import random_rotations
+
+    g = torch.Generator().manual_seed(seed)
+    cond = bank[torch.randint(len(bank), (n,), generator=g)].clone().float()
+    if rotate:
+        r = random_rotations(n, g)
+        centroid, cov = moments_from_cond(cond)
+        cov = r @ cov @ r.transpose(1, 2)
+        cond[:, COND_GROUPS["centroid"]] = (r @ centroid.unsqueeze(-1)).squeeze(-1)
+        cond[:, COND_GROUPS["cov"]] = torch.stack(
+            [cov[:, 0, 0], cov[:, 1, 1], cov[:, 2, 2], cov[:, 0, 1], cov[:, 0, 2], cov[:, 1, 2]], -1
+        )
+    return cond
 
 
 def conditions_from_arg(spec: str, n: int, groups: list[str] | None, seed: int) -> tuple[torch.Tensor, torch.Tensor, np.ndarray]:
@@ -167,10 +198,19 @@ def run(args) -> int:
     points = args.points or data["points_per_fragment"]
     groups = [g for g in args.cond_groups.split(",") if g] or None
     cond, mask, ntype = conditions_from_arg(args.cond, args.n, groups, args.seed)
+    source = cfg.get("source", "gaussian")
+    source_cond = None
+    if source == "moments" and not mask[:, [1, 2]].all():
+        # Noise shaped like training fragments (centroid, covariance) drawn from the checkpoint.
+        bank = state["cond_bank"]
+        if ntype.any() and mask[:, 0].all():  # keep the requested neurite type where possible
+            same = bank[bank[:, int(ntype[0])] > 0.5]
+            bank = same if len(same) else bank
+        source_cond = draw_conditions(bank, args.n, args.seed)
     t0 = time.perf_counter()
     pts = sample_clouds(
         model, args.n, points, args.steps, args.solver, args.grid, cfg["noise_std"], cond, mask,
-        args.guidance, args.seed, args.batch_size, progress=True,
+        args.guidance, args.seed, args.batch_size, progress=True, source=source, source_cond=source_cond,
     ).numpy()
     seconds = time.perf_counter() - t0
     if args.solver == "dopri5":

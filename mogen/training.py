@@ -133,12 +133,24 @@ def step_generator(cfg: TrainConfig, rank: int, step: int) -> torch.Generator:
     return torch.Generator().manual_seed((cfg.seed * 1_000_003 + rank) * 10_000_019 + step)
 
 
-def preview(model, path: Path, noise_std: float, n: int = 4, points: int = 2048, steps: int = 10, seed: int = 0, title: str = ""):
+def training_conditions(data_dir: Path, chunk: int = 256) -> torch.Tensor:
+    """Condition vectors [F, 14] of all training fragments (unrotated), kept in checkpoints
+    so that sampling can draw realistic conditions / noise moments without the data."""
+    from mogen.data import FragmentDataset
+
+    ds = FragmentDataset(data_dir, "train")
+    return torch.cat([ds.batch(range(i, min(i + chunk, len(ds))))["cond"] for i in range(0, len(ds), chunk)])
+
+
+def preview(model, path: Path, cfg: TrainConfig, cond_bank: torch.Tensor, n: int = 4, points: int = 2048,
+            steps: int = 10, seed: int = 0, title: str = ""):
     """Sample ``n`` unconditional clouds with ``steps`` midpoint steps and plot them."""
     from mogen.preview import plot_clouds
-    from mogen.sampling import sample_clouds
+    from mogen.sampling import draw_conditions, sample_clouds
 
-    pts = sample_clouds(model, n, points=points, steps=steps, solver="midpoint", noise_std=noise_std, seed=seed)
+    source_cond = draw_conditions(cond_bank, n, seed) if cfg.source == "moments" else None
+    pts = sample_clouds(model, n, points=points, steps=steps, solver="midpoint", noise_std=cfg.noise_std, seed=seed,
+                        source=cfg.source, source_cond=source_cond)
     plot_clouds(pts, path, title=title)
     return pts
 
@@ -164,6 +176,7 @@ def train(cfg: TrainConfig, resume: str | Path | None = None) -> Path:
         "points_per_fragment": manifest["points_per_fragment"],
     }
 
+    cond_bank = training_conditions(data_dir)
     torch.manual_seed(cfg.seed)
     model = VelocityNet.from_config(
         cfg.model, reference_points=manifest["points_per_fragment"], **cfg.model_overrides
@@ -215,6 +228,7 @@ def train(cfg: TrainConfig, resume: str | Path | None = None) -> Path:
                 "train_seconds": spent,
                 "rng": rng_state(),
                 "data": data_info,
+                "cond_bank": cond_bank,
                 "mogen_version": __version__,
             },
             out_dir / CHECKPOINT_NAME,
@@ -244,7 +258,9 @@ def train(cfg: TrainConfig, resume: str | Path | None = None) -> Path:
             progress = max(step / cfg.max_steps if cfg.max_steps else 0.0, spent / decay_budget if decay_budget else 0.0)
             if writer and snapshots and spent >= 60 * snapshots[0]:
                 checkpoint()
-                shutil.copyfile(ckpt_path, out_dir / f"ckpt_{snapshots.pop(0):g}min.pt")
+                snap = out_dir / f"ckpt_{snapshots.pop(0):g}min.pt"
+                shutil.copyfile(ckpt_path, snap.with_suffix(".tmp"))
+                os.replace(snap.with_suffix(".tmp"), snap)  # atomic: others may be waiting for it
             lr = lr_at(cfg, step, progress)
             for group in opt.param_groups:
                 group["lr"] = lr
@@ -256,7 +272,7 @@ def train(cfg: TrainConfig, resume: str | Path | None = None) -> Path:
             mask = drop_conditions(len(x1), groups, cfg.cond_drop, cfg.cond_drop_all, g).to(device)
             with autocast:
                 loss = flow_matching_loss(
-                    net, x1, cond, mask, g, cfg.time_sampler, cfg.noise_std, cfg.pair
+                    net, x1, cond, mask, g, cfg.time_sampler, cfg.noise_std, cfg.pair, source=cfg.source
                 )
             opt.zero_grad(set_to_none=True)
             loss.backward()
@@ -284,7 +300,7 @@ def train(cfg: TrainConfig, resume: str | Path | None = None) -> Path:
                 spent = time.perf_counter() - t_start
                 checkpoint()
             if cfg.preview_every and time.perf_counter() - last_preview > 60 * cfg.preview_every:
-                preview(ema, out_dir / "preview.png", cfg.noise_std, points=n_points, steps=cfg.preview_steps, title=f"step {step}")
+                preview(ema, out_dir / "preview.png", cfg, cond_bank, points=n_points, steps=cfg.preview_steps, title=f"step {step}")
                 last_preview = time.perf_counter()
     finally:
         stop.restore()
@@ -297,7 +313,7 @@ def train(cfg: TrainConfig, resume: str | Path | None = None) -> Path:
             wandb_run.finish()
     if writer:
         if cfg.preview_every:
-            preview(ema, out_dir / "preview.png", cfg.noise_std, points=n_points, steps=cfg.preview_steps, title=f"step {step}")
+            preview(ema, out_dir / "preview.png", cfg, cond_bank, points=n_points, steps=cfg.preview_steps, title=f"step {step}")
         print(f"checkpoint: {ckpt_path} (step {step}, {spent / 60:.1f} min); log: {out_dir / 'log.csv'}", flush=True)
     if world > 1:
         dist.barrier()
