@@ -45,7 +45,7 @@ from mogen.metrics.mmd import feature_scale, mmd_rbf
 from mogen.metrics.morphometrics import MORPH_NAMES, compare_morphometrics, morphometrics
 from mogen.metrics.pointcloud import chamfer_matrix, emd_matrix, pointflow_metrics, subsample
 
-CACHE_FORMAT = 1  # bump when the cached scorer state or row layout changes
+CACHE_FORMAT = 2  # bump when the cached scorer state or row layout changes
 
 DESCRIPTION = __doc__.split("\n\n")[0] + (
     " Writes report.json, report.md and PNG plots; see python -m eval.generation --help."
@@ -268,7 +268,7 @@ def markdown(report: dict) -> str:
         f"mean over matched pairs) on {s['emd_points']} points for the first {s['emd_n']} clouds of each set; "
         f"morphometrics on {s['morph_n']} clouds (voxel {s['voxel_um']} µm, prune {s['prune_um']} µm); memorisation on "
         f"{s['mem_n']} clouds against {report['reference']['train_fragments_used']} training fragments, exact full-resolution CD, copy = nearest-train CD < "
-        f"{s['copy_factor']} × median held-out→train CD"
+        f"the {100 * s['copy_quantile']:g}% quantile of the real held-out→train CDs"
         + (f" (the rule flags {_pct(_first_mem(rows)['real_flagged_fraction'])} of real held-out fragments)" if _first_mem(rows) else "")
         + ". Ratio: median [p10, p90].",
         "",
@@ -355,7 +355,7 @@ def _cache_key(args, manifest: dict) -> str:
     from mogen import __version__
 
     settings = ("reference", "split", "train_split", "n", "cd_points", "emd_n", "emd_points", "morph_n",
-                "mem_n", "train_n", "sigma", "voxel_um", "prune_um", "copy_factor", "jitter", "seed")
+                "mem_n", "train_n", "sigma", "voxel_um", "prune_um", "copy_quantile", "jitter", "seed")
     payload = {k: str(getattr(args, k)) for k in settings}
     payload["manifest"] = manifest
     payload["version"] = f"{__version__}/{CACHE_FORMAT}"
@@ -394,7 +394,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--sigma", type=float, default=10.0, help="RBF bandwidth of feature-MMD (MoGen: 10)")
     p.add_argument("--voxel-um", type=float, default=1.0, help="skeletonisation voxel (µm)")
     p.add_argument("--prune-um", type=float, default=2.0, help="prune terminal skeleton branches shorter than this (µm)")
-    p.add_argument("--copy-factor", type=float, default=0.1, help="copy if nearest-train CD < this × median held-out→train CD")
+    p.add_argument("--copy-quantile", type=float, default=0.01,
+                   help="copy if nearest-train CD < this quantile of real held-out fragments' nearest-train CDs")
     p.add_argument("--jitter", type=float, default=0.01, help="memoriser baseline jitter (unit-ball units)")
     p.add_argument("--allow-overlap", action="store_true", help="score even if the generator was trained on reference neurons")
     p.add_argument("--cache", type=Path, default=None,

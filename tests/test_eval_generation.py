@@ -57,7 +57,7 @@ def test_report_with_baselines(dataset, tmp_path):
     # the floors are far worse than real data; the memoriser is caught
     assert rows["gaussian_blob"]["feature_mmd"] > 5 * rows["real_train"]["feature_mmd"]
     assert rows["memoriser"]["memorization"]["copies"] == 6
-    assert rows["generated"]["memorization"]["copies"] == 0
+    assert rows["generated"]["memorization"]["copies"] <= 2  # like real data: chance only
     md = (out / "report.md").read_text()
     assert "| generated |" in md and "Gaussian blob (floor)" in md
     for png in ("features.png", "fragments.png", "morphometrics.png", "memorization.png"):
