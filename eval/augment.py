@@ -419,7 +419,7 @@ def write_report(rep: dict, out: Path) -> None:
         f"classifier train neurons {rep['splits']['train']}; val {rep['splits']['val']} ({rep['splits']['val_note']}); "
         f"test {rep['splits']['test']}; test false-merge partners: {rep['splits']['false_merge_partners_for_test']}",
         f"candidates: " + ", ".join(f"{k} {v['n']} ({v['true']} true)" for k, v in rep["pools"].items()),
-        f"replay: {rep['replay']}",
+        f"replay: {rep['replay']}; threshold from validation replay {rep.get('val_replay')}",
         f"replay baselines: no merges {rep['baselines']['no_merges']['errors_per_mm']:.2f}/mm, "
         f"merge everything {rep['baselines']['merge_all']['errors_per_mm']:.2f}/mm",
         f"settings: steps {rep['settings']['steps']}, batch {rep['settings']['batch_size']}, points {rep['settings']['points']}, "
@@ -428,13 +428,13 @@ def write_report(rep: dict, out: Path) -> None:
         f"on {rep['machine']['workers']} worker processes, {rep['machine']['cpus']} CPUs, load average "
         f"{rep['machine']['load_start'][0]:.1f} at start / {rep['machine']['load_end'][0]:.1f} at end", "",
         "Mean [95% CI over seeds]; reduction = 1 − arm/real, paired bootstrap 95% CI over seeds (positive = fewer errors).", "",
-        "| arm | share | test errors (FM acc + TJ rej) | AUROC | replay errors/mm | split/mm | merge/mm | Δ errors | Δ replay errors/mm |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| arm | share | test errors (FM acc + TJ rej) | AUROC | replay errors/mm | split/mm | merge/mm | replay AUROC | Δ errors | Δ replay errors/mm |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rep["table"]:
         lines.append(f"| {r['arm']} | {r['share']:.2f} | {_fmt(r['errors'], 1)} | {_fmt(r['auroc'])} | "
                      f"{_fmt(r['replay_errors_per_mm'], 2)} | {_fmt(r['replay_split_per_mm'], 2)} | {_fmt(r['replay_merge_per_mm'], 2)} | "
-                     f"{_pct(r['reduction_errors'])} | {_pct(r['reduction_replay_errors_per_mm'])} |")
+                     f"{_fmt(r['replay_auroc'])} | {_pct(r['reduction_errors'])} | {_pct(r['reduction_replay_errors_per_mm'])} |")
     lines += ["", "Learning curve (real only):", "", "| real train neurons | test errors | AUROC | replay errors/mm |", "|---|---|---|---|"]
     for r in rep["learning_curve"]:
         lines.append(f"| {r['n_train']} | {_fmt(r['errors'], 1)} | {_fmt(r['auroc'])} | {_fmt(r['replay_errors_per_mm'], 2)} |")
