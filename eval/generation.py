@@ -458,7 +458,8 @@ def run(args) -> int:
     scorer = Scorer(reference, train, args, log, state=cached["scorer"] if cached else None)
     sets: dict[str, tuple[str, np.ndarray]] = {}
     if samples is not None:
-        sets["generated"] = ("generated", samples[np.sort(rng.permutation(len(samples))[:n])])
+        # random order too: the subsets below take the first rows, and sample.py may write in condition order
+        sets["generated"] = ("generated", samples[rng.permutation(len(samples))[:n]])
     if args.baselines:
         try:
             baselines = make_baselines(reference, train, n, seed=args.seed, jitter=args.jitter)
