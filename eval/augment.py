@@ -348,7 +348,7 @@ def run_experiment(args: argparse.Namespace) -> dict:
     timings["training_s"] = time.time() - t0
     timings["total_s"] = time.time() - t_start
     timings["runs_from_cache"] = len(jobs) - len(todo_jobs)
-    timings["cpu_s_of_all_runs"] = float(sum(r["seconds"] for r in runs))
+    timings["wall_s_of_all_runs_summed"] = float(sum(r["seconds"] for r in runs))  # incl. cached ones
 
     return summarise(runs, dict(
         dataset=str(root), synthetic=str(args.synthetic), provenance=provenance,
