@@ -456,12 +456,16 @@ def _plot(rep: dict, path: Path) -> None:
         ax.bar(range(len(mean)), mean, yerr=np.nan_to_num(err), capsize=3, color=["0.5"] + ["C0"] * (len(mean) - 1))
         ax.set_xticks(range(len(mean)), names, fontsize=7)
         ax.set_title(title)
+    for key, style in (("no_merges", "--"), ("merge_all", ":")):
+        axes[1].axhline(rep["baselines"][key]["errors_per_mm"], color="k", ls=style, lw=1, label=key.replace("_", " "))
+    axes[1].legend(fontsize=7, loc="lower right")
     lc = rep["learning_curve"]
     x = [r["n_train"] for r in lc]
     for m, lab in (("replay_errors_per_mm", "replay errors/mm"),):
         y = [r[m][0] for r in lc]
         e = np.nan_to_num(np.array([[r[m][0] - r[m][1], r[m][2] - r[m][0]] for r in lc]).T)
         axes[2].errorbar(x, y, yerr=e, marker="o", capsize=3, label=lab)
+    axes[2].set_xticks(x)
     axes[2].set_xlabel("real training neurons")
     axes[2].set_title("learning curve (real only)")
     axes[2].legend()
