@@ -362,7 +362,11 @@ def _start_wandb(cfg: TrainConfig, out_dir: Path):
         print("wandb not installed: logging to log.csv only (install mogen[wandb] or pass --wandb=off)")
         return None
     os.environ.setdefault("WANDB_SILENT", "true")
-    return wandb.init(project="mogen", dir=str(out_dir), mode=cfg.wandb, config=config_dict(cfg))
+    try:
+        return wandb.init(project="mogen", dir=str(out_dir), mode=cfg.wandb, config=config_dict(cfg))
+    except Exception as e:  # logging must never stop training
+        print(f"wandb failed to start ({e}); logging to log.csv only")
+        return None
 
 
 class _CsvLog:
