@@ -15,7 +15,10 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import tomllib
+try:  # Python >= 3.11; on 3.10 only JSON config files are read
+    import tomllib
+except ImportError:  # pragma: no cover
+    tomllib = None
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import get_type_hints
@@ -85,6 +88,8 @@ def load_config(path: str | Path | None = None, overrides: list[str] = (), base:
         if not path.is_file():
             raise FileNotFoundError(f"config file not found: {path}")
         text = path.read_text()
+        if path.suffix == ".toml" and tomllib is None:
+            raise SystemExit(f"{path}: TOML config files need Python >= 3.11; use a JSON file")
         values.update(tomllib.loads(text) if path.suffix == ".toml" else json.loads(text))
     for item in overrides:
         if not item.startswith("--") or "=" not in item:
