@@ -43,6 +43,7 @@ from mogen.flow import moments_from_cond, source_noise  # noqa: E402
 from mogen.sampling import draw_conditions, load_generator, sample_clouds  # noqa: E402
 from mogen.solvers import CALLS_PER_STEP  # noqa: E402
 from mogen.training import ensure_data  # noqa: E402
+from common import record  # noqa: E402  (bench/)
 
 def mmd_both(gen_feats, ref_feats, train_scale):
     """(MMD with training-set scaling, MMD with reference-set scaling)."""
@@ -120,15 +121,6 @@ def markdown(results, args, cmd):
     return "\n".join(lines) + "\n"
 
 
-def record(text: str, path=ROOT / "BENCHMARKS.md", section="## Sample quality"):
-    doc = path.read_text()
-    start = doc.index(section)
-    nxt = doc.find("\n## ", start + len(section))
-    nxt = len(doc) if nxt < 0 else nxt + 1
-    body = doc[start:nxt].rstrip("\n") + "\n\n" + text + "\n"
-    path.write_text(doc[:start] + body + doc[nxt:])
-
-
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--data", default="runs/data", help="prepared dataset (default data prepared there if missing)")
@@ -186,7 +178,7 @@ def main(argv=None):
     text = markdown(results, args, cmd)
     print(text)
     if args.record:
-        record(text)
+        record(text, section="## Sample quality")
     return 0
 
 

@@ -29,16 +29,7 @@ sys.path.insert(0, str(ROOT))
 from mogen.knn import knn_indices, knn_indices_bruteforce  # noqa: E402
 from mogen.model import VelocityNet, count_parameters  # noqa: E402
 from mogen.sampling import sample_clouds  # noqa: E402
-
-
-def timed(fn, repeats):
-    fn()  # warm-up
-    best = float("inf")
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - t0)
-    return best
+from common import best_time as timed  # noqa: E402  (bench/)
 
 
 def tube_like(n_clouds, n_points, seed=0):
@@ -118,7 +109,7 @@ def main(argv=None):
     text = "\n".join(lines) + "\n"
     print(text)
     if args.record:
-        from quality import record  # noqa: E402  (same folder)
+        from common import record  # noqa: E402  (bench/)
 
         record(text, section="## Sampling")
     return 0

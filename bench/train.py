@@ -34,6 +34,7 @@ sys.path.insert(0, str(ROOT))
 
 from mogen.flow import drop_conditions, flow_matching_loss  # noqa: E402
 from mogen.model import VelocityNet, count_parameters  # noqa: E402
+from common import best_time as time_steps  # noqa: E402  (bench/)
 
 # torch counts attention FLOPs for its GPU kernels only; the CPU flash kernel does the same work.
 for _op, _formula in (
@@ -83,16 +84,6 @@ def make_step(name, points, batch, device, pair, bf16):
         _sync(device)
 
     return model, step
-
-
-def time_steps(step, repeats):
-    step()
-    best = float("inf")
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        step()
-        best = min(best, time.perf_counter() - t0)
-    return best
 
 
 def main(argv=None):
@@ -155,7 +146,7 @@ def main(argv=None):
     print(text)
     if args.record:
         sys.path.insert(0, str(Path(__file__).parent))
-        from quality import record
+        from common import record  # noqa: E402  (bench/)
 
         record(text, section="## Training")
     return 0
