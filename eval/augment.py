@@ -14,8 +14,9 @@ merges (``mogen.augment.examples``). Arms differ only in what replaces a share p
 Every arm uses the same steps, batch size, schedule, candidate pools and seeds. The accept
 threshold is set on real validation true joins (``--acceptance`` of them accepted); on the
 held-out test neurons we count false merges accepted + true joins rejected, AUROC, and replay
-agglomeration (``mogen.augment.replay``): residual split + merge errors per mm of cable, with
-its threshold set the same way on the validation neurons' own over-segmentation. Each
+agglomeration (``mogen.augment.replay``): residual split + merge errors per mm of covered cable,
+with its threshold set on the validation neurons' own over-segmentation (fewest errors there, or
+the same acceptance when the validation neurons never touch). Each
 arm's mean and 95% CI over seeds, and its relative change vs ``real`` with a paired bootstrap CI
 over seeds, go to ``DIR/report.json``, ``DIR/report.md`` and ``DIR/augment.png``. A learning curve
 over the number of real training neurons (real only) shows whether the baseline is data-starved.
@@ -134,7 +135,7 @@ def _pool_job(job: tuple) -> object:
     return build_candidates(frags, ids, partners=partners, **kwargs)
 
 
-CACHE_VERSION = 1  # bump when candidate or run semantics change
+CACHE_VERSION = 2  # bump when candidate or run semantics change
 
 
 def _key(*parts) -> str:
@@ -200,14 +201,30 @@ def _train_job(job: dict) -> dict:
     pos, neg = st[test.labels == 1], st[test.labels == 0]
     fm, tj = int((neg >= thr).sum()), int((pos < thr).sum())
     rep, vrep = s["replay"], s["val_replay"]
-    vs = score(model, vrep.clouds[vrep.same])
-    replay_thr = float(np.quantile(vs, 1 - s["acceptance"])) if len(vs) else thr
+    replay_thr, replay_rule = replay_threshold(vrep, score(model, vrep.clouds), s["replay_rule"], s["acceptance"], thr)
     rs = score(model, rep.clouds)
     replay = rep.errors(rs, replay_thr)
-    return dict(job, threshold=thr, replay_threshold=replay_thr, auroc=auroc(pos, neg), false_merges_accepted=fm, true_joins_rejected=tj,
+    return dict(job, threshold=thr, replay_threshold=replay_thr, replay_rule=replay_rule, auroc=auroc(pos, neg), false_merges_accepted=fm, true_joins_rejected=tj,
                 errors=fm + tj, error_rate=(fm + tj) / len(st), true_join_acceptance=float((pos >= thr).mean()),
                 replay_auroc=auroc(rs[rep.same & rep.involved], rs[~rep.same & rep.involved]),
                 **{f"replay_{k}": v for k, v in replay.items()}, train_seconds=train_s, seconds=time.time() - t0)
+
+
+def replay_threshold(val_replay, scores: np.ndarray, rule: str, acceptance: float, fallback: float) -> tuple[float, str]:
+    """The replay's accept threshold, set on the validation neurons' own over-segmentation.
+
+    ``min-errors``: the threshold with the fewest validation split + merge errors (what one tunes
+    an agglomeration on), when the validation neurons touch each other so that wrong merges are
+    possible there; otherwise, and for ``acceptance``: accept that share of true contacts.
+    """
+    true = val_replay.same & val_replay.involved
+    if rule == "min-errors" and (~val_replay.same & val_replay.involved).any():
+        cands = np.unique(np.r_[np.quantile(scores, np.linspace(0, 1, 201)), 1.0 + 1e-6])
+        errs = [val_replay.errors(scores, t)["errors_per_mm"] for t in cands]
+        return float(cands[int(np.argmin(errs))]), "min-errors"
+    if true.any():
+        return float(np.quantile(scores[true], 1 - acceptance)), "acceptance"
+    return fallback, "acceptance (candidate threshold: no validation contacts)"
 
 
 def _parallel(fn, jobs: list, workers: int, desc: str) -> list:
@@ -222,7 +239,7 @@ def _parallel(fn, jobs: list, workers: int, desc: str) -> list:
 
 # ----------------------------------------------------------------------------- experiment
 def run_experiment(args: argparse.Namespace) -> dict:
-    from mogen.augment.replay import Replay, neuron_clouds
+    from mogen.augment.replay import Replay, covered_cable_um, neuron_clouds
     from mogen.data import manifest_hash, read_manifest
 
     t_start = time.time()
@@ -313,16 +330,23 @@ def run_experiment(args: argparse.Namespace) -> dict:
     val_clouds = neuron_clouds(va_pts, va_meta["anchor_um"], va_meta["neuron_id"], R, val_neurons)
     if len(test_neurons) < 2:
         clouds.update(val_clouds)
-    cable = {n["id"]: float(n["cable_um"]) for n in manifest["neurons"]}
+    # per-mm rates divide by the cable the rebuilt clouds cover (all of it unless the dataset
+    # kept only some of a neuron's crops)
+    entries = {n["id"]: n for n in manifest["neurons"]}
+    cable = {}
+    for nid in test_neurons:
+        cable[nid] = covered_cable_um(entries[nid], te_meta["anchor_um"][te_meta["neuron_id"] == nid], R)
+    for nid in val_neurons:
+        cable[nid] = covered_cable_um(entries[nid], va_meta["anchor_um"][va_meta["neuron_id"] == nid], R)
     replay = Replay(clouds, test_neurons, cable, R * args.view, args.points, piece_um=args.piece_um,
                     contact_um=args.contact_um, seed=args.data_seed)
-    # the replay's own threshold: the same acceptance of true edges, on the validation neurons
-    # over-segmented the same way (their pieces, not test pieces, decide it)
+    # the replay's own threshold comes from the validation neurons over-segmented the same way
+    # (their pieces, not test pieces, decide it)
     val_replay = Replay(val_clouds, val_neurons, cable, R * args.view, args.points, piece_um=args.piece_um,
                         contact_um=args.contact_um, seed=args.data_seed + 7)
     timings["replay_setup_s"] = time.time() - t0
     _STATE.update(pools=pools, replay=replay, val_replay=val_replay, steps=args.steps, batch_size=args.batch_size,
-                  lr=args.lr, acceptance=args.acceptance)
+                  lr=args.lr, acceptance=args.acceptance, replay_rule=args.replay_threshold)
 
     # training runs: every arm × seed at the full train set, and real-only over the learning curve
     shares = sorted(set(args.shares) | {args.share})
@@ -336,7 +360,8 @@ def run_experiment(args: argparse.Namespace) -> dict:
     for arm in ("jitter", "random-walk"):
         if arm in arms:
             jobs += [dict(arm=arm, share=p, n_train=full, seed=s) for p in control_shares for s in range(args.seeds)]
-    run_key = _key(base_key, args.steps, args.batch_size, args.lr, args.acceptance, args.piece_um, args.contact_um)
+    run_key = _key(base_key, args.steps, args.batch_size, args.lr, args.acceptance, args.piece_um, args.contact_um,
+                   args.replay_threshold)
     for j in jobs:
         j["key"] = _key(run_key, samples_key if j["arm"] == "synthetic" else "", j["arm"], j["share"], j["n_train"], j["seed"])
     runs = [json.loads((cache / f"run_{j['key']}.json").read_text()) for j in jobs if (cache / f"run_{j['key']}.json").is_file()]
@@ -419,7 +444,7 @@ def write_report(rep: dict, out: Path) -> None:
         f"classifier train neurons {rep['splits']['train']}; val {rep['splits']['val']} ({rep['splits']['val_note']}); "
         f"test {rep['splits']['test']}; test false-merge partners: {rep['splits']['false_merge_partners_for_test']}",
         f"candidates: " + ", ".join(f"{k} {v['n']} ({v['true']} true)" for k, v in rep["pools"].items()),
-        f"replay: {rep['replay']}; threshold from validation replay {rep.get('val_replay')}",
+        f"replay: {rep['replay']}; threshold ({rep['settings'].get('replay_threshold', 'acceptance')}) from validation replay {rep.get('val_replay')}",
         f"replay baselines: no merges {rep['baselines']['no_merges']['errors_per_mm']:.2f}/mm, "
         f"merge everything {rep['baselines']['merge_all']['errors_per_mm']:.2f}/mm",
         f"settings: steps {rep['settings']['steps']}, batch {rep['settings']['batch_size']}, points {rep['settings']['points']}, "
@@ -500,6 +525,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--test-candidates", type=int, default=800, help="test candidates (half true joins)")
     p.add_argument("--acceptance", type=float, default=0.95, help="share of validation true joins accepted")
     p.add_argument("--curve", type=int, nargs="*", default=None, help="real train-neuron counts for the learning curve (default 2..all)")
+    p.add_argument("--replay-threshold", choices=("min-errors", "acceptance"), default="min-errors",
+                   help="replay accept threshold from the validation replay: fewest split+merge errors (needs "
+                        "validation neurons that touch), or --acceptance of its true contacts")
     p.add_argument("--piece-um", type=float, default=15.0, help="replay over-segmentation grid (µm)")
     p.add_argument("--contact-um", type=float, default=1.0, help="replay contact distance (µm)")
     p.add_argument("--workers", type=int, default=2, help="worker processes (one torch thread each)")

@@ -25,6 +25,8 @@ array([0, 0])
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
@@ -48,6 +50,52 @@ def neuron_clouds(points: np.ndarray, anchors_um: np.ndarray, neuron_ids: np.nda
         pts = np.asarray(points[rows], dtype=np.float64) * radius_um + np.asarray(anchors_um[rows], np.float64)[:, None]
         out[nid] = grid_thin(pts.reshape(-1, 3), cell_um)
     return out
+
+
+def cable_in_crops(xyz: np.ndarray, parent: np.ndarray, anchors_um: np.ndarray, radius_um: float,
+                   step_um: float = 0.5) -> float:
+    """µm of skeleton cable within ``radius_um`` of any anchor: the part of a neuron its crops cover.
+
+    Datasets keep at most a few hundred crops per neuron, so a long neuron's rebuilt cloud covers
+    only part of its cable; errors per mm must be divided by that part. Each edge (node → parent)
+    is cut into pieces of at most ``step_um`` whose midpoints are tested.
+
+    Examples
+    --------
+    >>> xyz = np.array([[0.0, 0, 0], [100.0, 0, 0]])
+    >>> round(cable_in_crops(xyz, np.array([-1, 0]), np.array([[50.0, 0, 0]]), 10.0), 1)
+    20.0
+    """
+    child = np.flatnonzero(parent >= 0)
+    a, b = xyz[child], xyz[parent[child]]
+    length = np.linalg.norm(b - a, axis=1)
+    n = np.maximum(1, np.ceil(length / step_um)).astype(np.int64)
+    edge = np.repeat(np.arange(len(child)), n)
+    frac = (np.arange(n.sum()) - np.repeat(np.cumsum(n) - n, n) + 0.5) / n[edge]
+    mids = a[edge] + frac[:, None] * (b - a)[edge]
+    d, _ = cKDTree(np.asarray(anchors_um, np.float64)).query(mids, distance_upper_bound=radius_um)
+    return float((length[edge] / n[edge])[np.isfinite(d)].sum())
+
+
+def covered_cable_um(entry: dict, anchors_um: np.ndarray, radius_um: float) -> float:
+    """Cable (µm) of a dataset neuron covered by its crops (``entry`` = its manifest.json record).
+
+    When every anchor became a fragment the crops cover the whole neuron and the manifest's
+    ``cable_um`` is the answer; otherwise the neuron's source file is read again to measure it.
+    """
+    if int(entry.get("fragments", -1)) >= int(entry.get("anchors", 0)) - int(entry.get("skipped_anchors", 0)):
+        return float(entry["cable_um"])
+    from mogen.data.neuron import load_file
+    from mogen.data.surface import skeleton_geometry
+
+    source = Path(entry["source"])
+    if not source.is_file():
+        raise FileNotFoundError(
+            f"neuron {entry['id']}: its {entry['fragments']} fragments cover part of its {entry['anchors']} anchors, so "
+            f"the replay needs its source file {source} to measure the cable they cover, and it is not there")
+    units = entry.get("units") if entry.get("units_note") == "from --units" else None
+    xyz, _, _, parent = skeleton_geometry(load_file(source, entry["id"], units=units).skeleton)
+    return cable_in_crops(xyz, parent, anchors_um, radius_um)
 
 
 def oversegment(cloud: np.ndarray, piece_um: float = 15.0, link_um: float = 1.0, seed: int = 0) -> np.ndarray:
@@ -117,15 +165,20 @@ def agglomerate(n_pieces: int, edges: np.ndarray, scores: np.ndarray, threshold:
 
 
 def count_errors(segment: np.ndarray, piece_neuron: np.ndarray, edges: np.ndarray, accepted: np.ndarray,
-                 counted: set[str]) -> tuple[int, int]:
+                 counted: set[str], own: np.ndarray | None = None) -> tuple[int, int]:
     """``(splits, merges)`` for the ``counted`` neurons, as a proofreader would have to fix them.
 
-    splits = Σ over counted neurons of (segments holding its pieces − 1), the joins still needed;
+    splits = Σ over each counted neuron's *own components* (its pieces linked by chains of its own
+    contacts; default: all its pieces) of (segments holding them − 1), the joins still needed.
+    ``own`` [pieces] labels those components; pieces no contact links (crops that do not touch)
+    are not splits a classifier could mend;
     merges = accepted edges between two neurons, at least one counted: each is a contact that
     must be cut (the minimum cut that separates the neurons again).
     """
     piece_neuron = np.asarray(piece_neuron).astype(str)
-    splits = sum(len(set(segment[piece_neuron == n])) - 1 for n in counted)
+    mine = np.isin(piece_neuron, list(counted))
+    group = np.unique(piece_neuron[mine], return_inverse=True)[1] if own is None else own[mine]
+    splits = len(np.unique(np.stack([group, segment[mine]], 1), axis=0)) - len(np.unique(group))
     na, nb = piece_neuron[edges[:, 0]], piece_neuron[edges[:, 1]]
     involved = np.isin(na, list(counted)) | np.isin(nb, list(counted))
     merges = int((accepted & (na != nb) & involved).sum())
@@ -137,7 +190,8 @@ class Replay:
 
     Attributes: ``edges`` [E, 2], ``clouds`` [E, P, 3] (classifier inputs), ``same`` [E] bool
     (both pieces from one neuron), ``involved`` [E] bool (touches a counted neuron), ``piece_neuron`` [pieces], ``counted`` (neurons whose errors
-    count), ``cable_mm`` (their cable).
+    count), ``cable_mm`` (their cable covered by the clouds), ``own`` [pieces] (components
+    of each neuron's own contact graph), ``floor`` (their number per counted neuron).
     """
 
     def __init__(self, clouds_um: dict[str, np.ndarray], counted: list[str], cable_um: dict[str, float],
@@ -161,17 +215,20 @@ class Replay:
         self.cable_mm = sum(cable_um[n] for n in counted) / 1000.0
         involved = np.isin(self.piece_neuron[self.edges], list(self.counted)).any(1)
         self.involved = involved
+        # splits no classifier could mend: a neuron's pieces that no chain of its own contacts links
+        self.own = agglomerate(self.n_pieces, self.edges[self.same], np.ones(int(self.same.sum())), 0.5)
+        self.floor = {n: len(set(self.own[self.piece_neuron == n])) for n in self.counted}
         self.summary = dict(
             neurons=names, counted=sorted(self.counted), pieces=int(self.n_pieces),
             candidates=int(len(self.edges)), true_candidates=int((self.same & involved).sum()),
             false_candidates=int((~self.same & involved).sum()), cable_mm=round(self.cable_mm, 3),
-            piece_um=piece_um, contact_um=contact_um,
+            piece_um=piece_um, contact_um=contact_um, unjoinable_pieces=int(sum(self.floor.values()) - len(self.floor)),
         )
 
     def errors(self, scores: np.ndarray, threshold: float) -> dict:
         """Residual split and merge errors per mm of counted cable after agglomeration."""
         seg = agglomerate(self.n_pieces, self.edges, scores, threshold)
         accepted = np.asarray(scores) >= threshold
-        splits, merges = count_errors(seg, self.piece_neuron, self.edges, accepted, self.counted)
+        splits, merges = count_errors(seg, self.piece_neuron, self.edges, accepted, self.counted, self.own)
         return dict(splits=splits, merges=merges, split_per_mm=splits / self.cable_mm,
                     merge_per_mm=merges / self.cable_mm, errors_per_mm=(splits + merges) / self.cable_mm)
