@@ -70,6 +70,7 @@ def sample_clouds(
     source: str = "gaussian",
     source_cond: torch.Tensor | None = None,
     clip_ball: bool = False,
+    knn_every: int = 1,
 ) -> torch.Tensor:
     """Generate ``n`` clouds of ``points`` points in unit-ball coordinates: [n, points, 3].
 
@@ -79,6 +80,7 @@ def sample_clouds(
     has the centroid and covariance stored in ``source_cond[i]`` (default: ``cond``);
     :func:`draw_conditions` draws them from a checkpoint's training conditions.
     ``clip_ball`` moves points that end outside the unit ball (the crop sphere) onto it.
+    ``knn_every`` reuses neighbour indices for that many calls (see :func:`guided_velocity`).
     """
     device = next(model.parameters()).device
     groups = model.config.cond_groups
@@ -101,7 +103,7 @@ def sample_clouds(
     out = []
     for i in tqdm(range(0, n, batch_size), desc="sample", unit="batch", disable=not progress):
         sl = slice(i, i + batch_size)
-        v = guided_velocity(model, cond[sl].to(device), cond_mask[sl].to(device), guidance)
+        v = guided_velocity(model, cond[sl].to(device), cond_mask[sl].to(device), guidance, knn_every)
         x, _ = integrate(v, noise[sl].to(device), n_steps, solver, grid)
         if clip_ball:  # fragments are crops of radius 1: pull stray points back onto the sphere
             x = x / x.norm(dim=-1, keepdim=True).clamp(min=1.0)
@@ -184,6 +186,9 @@ def add_arguments(p) -> None:
     p.add_argument("--weights", default="ema", choices=("ema", "model"), help="EMA or raw weights")
     p.add_argument("--device", default="auto")
     p.add_argument("--clip-ball", action="store_true", help="move points outside the crop sphere onto it")
+    p.add_argument("--knn-every", type=int, default=1,
+                   help="reuse each cloud's nearest-neighbour indices for this many network calls "
+                        "(2 with midpoint: the half step reuses the step start's; 1: exact)")
     p.add_argument("--no-ply", action="store_true", help="skip the per-sample PLY files")
     p.add_argument("--force", action="store_true", help="overwrite existing samples in --out")
 
@@ -216,7 +221,7 @@ def run(args) -> int:
     pts = sample_clouds(
         model, args.n, points, args.steps, args.solver, args.grid, cfg["noise_std"], cond, mask,
         args.guidance, args.seed, args.batch_size, progress=True, source=source, source_cond=source_cond,
-        clip_ball=args.clip_ball,
+        clip_ball=args.clip_ball, knn_every=args.knn_every,
     ).numpy()
     seconds = time.perf_counter() - t0
     if args.solver == "dopri5":
@@ -235,7 +240,7 @@ def run(args) -> int:
         cond_mask=mask.numpy(), neurite_type=ntype, checkpoint=str(Path(state["path"]).resolve()),
         solver=args.solver, steps=args.steps, nfe=nfe, guidance=args.guidance, seed=args.seed,
         manifest_hash=data["manifest_hash"], train_neurons=json.dumps(data["train_neurons"]),
-        grid=args.grid, weights=args.weights, clip_ball=args.clip_ball,
+        grid=args.grid, weights=args.weights, clip_ball=args.clip_ball, knn_every=args.knn_every,
     )
     if not args.no_ply:
         for i, p in enumerate(tqdm(pts, desc="ply", unit="file")):

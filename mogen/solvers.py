@@ -120,20 +120,35 @@ def _dopri5(velocity, x0, rtol, atol):
     return odeint(f, x0, t, method="dopri5", rtol=rtol, atol=atol)[-1], calls
 
 
-def guided_velocity(model, cond: torch.Tensor, cond_mask: torch.Tensor, guidance: float = 1.0):
+def guided_velocity(model, cond: torch.Tensor, cond_mask: torch.Tensor, guidance: float = 1.0, knn_every: int = 1):
     """Velocity function of ``model`` under classifier-free guidance with scale ``guidance``.
 
     ``v = v_uncond + w (v_cond - v_uncond)``; w = 1 is plain conditional sampling (one
     network evaluation), and so is any w when no condition group is given. Otherwise
-    both evaluations run as one batch of 2B clouds.
+    both evaluations run as one batch of 2B clouds that share one neighbour search.
+
+    ``knn_every`` = m reuses each cloud's nearest-neighbour indices for m calls: with the
+    midpoint solver and m = 2 the half step reuses the step start's neighbours (points move
+    little in half a step; the relative coordinates still come from the current positions).
+    m = 1 searches on every call (exact).
     """
+    from mogen.knn import knn_indices
+
+    if knn_every < 1:
+        raise ValueError(f"knn_every must be at least 1, got {knn_every}")
     use_guidance = not math.isclose(guidance, 1.0) and bool(cond_mask.any())
     none = torch.zeros_like(cond_mask)
+    calls, idx = 0, None
 
     def velocity(x, t):
+        nonlocal calls, idx
+        if idx is None or calls % knn_every == 0 or idx.shape[0] != x.shape[0]:
+            idx = knn_indices(x, model.config.k)
+        calls += 1
         if not use_guidance:
-            return model(x, t, cond, cond_mask)
-        v = model(torch.cat([x, x]), torch.cat([t, t]), torch.cat([cond, cond]), torch.cat([cond_mask, none]))
+            return model(x, t, cond, cond_mask, knn=idx)
+        v = model(torch.cat([x, x]), torch.cat([t, t]), torch.cat([cond, cond]), torch.cat([cond_mask, none]),
+                  knn=torch.cat([idx, idx]))
         v_cond, v_uncond = v.chunk(2)
         return v_uncond + guidance * (v_cond - v_uncond)
 

@@ -82,3 +82,30 @@ def test_named_config_sizes():
     assert 8e6 < count_parameters(VelocityNet.from_config("base")) < 12e6
     with pytest.raises(ValueError, match="unknown model config"):
         VelocityNet.from_config("huge")
+
+
+def test_guided_velocity_reuses_neighbours_as_asked(monkeypatch):
+    import mogen.knn
+    from mogen.solvers import guided_velocity, integrate
+
+    net = _net()
+    x = torch.randn(2, 256, 3) * 0.3
+    t = torch.full((2,), 0.4)
+    cond, mask = torch.zeros(2, 14), torch.ones(2, 4, dtype=torch.bool)
+    searches = []
+    real = mogen.knn.knn_indices
+    monkeypatch.setattr(mogen.knn, "knn_indices", lambda x, k: searches.append(len(x)) or real(x, k))
+    with torch.no_grad():
+        exact = guided_velocity(net, cond, mask, guidance=1.0, knn_every=1)
+        assert torch.allclose(exact(x, t), net(x, t, cond, mask), atol=1e-6)
+        # guidance: one search for the cond + uncond batch, on the B clouds only
+        searches.clear()
+        guided_velocity(net, cond, mask, guidance=2.0)(x, t)
+        assert searches == [2]
+        # midpoint with knn_every=2: one search per step (10 steps = 20 calls)
+        searches.clear()
+        integrate(guided_velocity(net, cond, mask, knn_every=2), x, steps=10, solver="midpoint")
+        assert len(searches) == 10
+        searches.clear()
+        integrate(guided_velocity(net, cond, mask, knn_every=1), x, steps=10, solver="midpoint")
+        assert len(searches) == 20
