@@ -30,9 +30,8 @@ import math
 
 import numpy as np
 import torch
-from scipy.sparse.csgraph import minimum_spanning_tree
-from scipy.sparse import coo_matrix
-from scipy.spatial import cKDTree
+
+from mogen.mst import knn_mst
 
 NEURITE_TYPES = ("unknown", "soma", "axon", "dendrite")
 COND_GROUPS = {
@@ -57,20 +56,10 @@ def mst_edges(points: np.ndarray, k: int = 8) -> tuple[np.ndarray, np.ndarray]:
 
     Returns ``(edges [E, 2], lengths [E])``. With k=8 the kNN graph of a surface
     sample almost always contains the exact MST; if it is disconnected the result is a
-    spanning forest.
+    spanning forest (:func:`mogen.mst.knn_mst`; separate pieces each keep their own leaves).
     """
-    points = np.asarray(points, dtype=np.float64)
-    n = len(points)
-    if n < 2:
-        return np.zeros((0, 2), dtype=np.int64), np.zeros(0)
-    k = min(k, n - 1)
-    dist, idx = cKDTree(points).query(points, k=k + 1)
-    rows = np.repeat(np.arange(n), k)
-    cols = idx[:, 1:].ravel()
-    # Duplicate points have distance 0, which sparse graphs treat as "no edge".
-    w = np.maximum(dist[:, 1:].ravel(), 1e-12)
-    mst = minimum_spanning_tree(coo_matrix((w, (rows, cols)), shape=(n, n))).tocoo()
-    return np.stack([mst.row, mst.col], 1).astype(np.int64), mst.data
+    rows, cols, lengths = knn_mst(points, k)
+    return np.stack([rows, cols], 1), lengths
 
 
 def mst_leaf_count(points: np.ndarray, k: int = 8) -> int:

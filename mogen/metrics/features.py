@@ -27,7 +27,7 @@ How they are computed (exact, and fast: ~8 ms per cloud of 2,048 points on one c
 nearest neighbours with a k-d tree; the farthest point of any point is a vertex of the
 convex hull, so farthest distances are taken against the hull's vertices only; the MST is
 that of the k-nearest-neighbour graph (k=8), which for 3-D samples of surfaces contains the
-Euclidean MST in practice, with separate pieces joined exactly (:func:`euclidean_mst`), so
+Euclidean MST in practice, with separate pieces joined exactly (:func:`mogen.mst.euclidean_mst`), so
 the result is always a spanning tree.
 
 Examples
@@ -49,11 +49,11 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import torch
-from scipy.sparse import coo_matrix
-from scipy.sparse.csgraph import connected_components, minimum_spanning_tree
 from scipy.spatial import ConvexHull, QhullError, cKDTree
 from scipy.spatial.distance import cdist
 from tqdm.auto import tqdm
+
+from mogen.mst import euclidean_mst
 
 FEATURE_NAMES = (
     "centroid_dist",
@@ -89,47 +89,6 @@ def as_clouds(points, name: str = "points") -> np.ndarray:
     if bad.any():
         raise ValueError(f"{name}: {int(bad.sum())} cloud(s) contain NaN/inf (first: index {int(np.argmax(bad))})")
     return pts
-
-
-def euclidean_mst(x: np.ndarray, k: int = MST_K, nn: tuple | None = None):
-    """Exact Euclidean minimum spanning tree of a cloud: ``(rows, cols, lengths)``.
-
-    The MST of the kNN graph, whose components (a crop often holds several separate
-    pieces of neurite) are then joined Borůvka-style: the shortest edge leaving each
-    component belongs to the Euclidean MST (cut property), so adding those edges and
-    repeating until one component is left gives the exact tree. ``nn`` may pass a
-    precomputed ``(dist [n, k], idx [n, k])`` query without the points themselves.
-    """
-    n = len(x)
-    if n < 2:
-        return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0)
-    if nn is None:
-        k = min(k, n - 1)
-        dist, idx = cKDTree(x).query(x, k=k + 1)
-        dist, idx = dist[:, 1:], idx[:, 1:]
-    else:
-        dist, idx = nn
-    rows = np.repeat(np.arange(n), dist.shape[1])
-    cols, w = idx.ravel(), dist.ravel()
-    while True:
-        # csgraph treats a stored 0 as "no edge"; duplicate points are 1e-12 apart instead.
-        graph = coo_matrix((np.maximum(w, 1e-12), (rows, cols)), shape=(n, n)).tocsr()
-        n_comp, labels = connected_components(graph, directed=False)
-        if n_comp == 1:
-            break
-        extra = []
-        for c in range(n_comp):
-            inside = np.flatnonzero(labels == c)
-            outside = np.flatnonzero(labels != c)
-            d, j = cKDTree(x[outside]).query(x[inside])
-            best = int(np.argmin(d))
-            extra.append((inside[best], outside[j[best]], d[best]))
-        e = np.array(extra)
-        rows = np.concatenate([rows, e[:, 0].astype(np.int64)])
-        cols = np.concatenate([cols, e[:, 1].astype(np.int64)])
-        w = np.concatenate([w, e[:, 2]])
-    mst = minimum_spanning_tree(graph).tocoo()
-    return mst.row.astype(np.int64), mst.col.astype(np.int64), mst.data
 
 
 def _farthest_distances(x: np.ndarray) -> np.ndarray:

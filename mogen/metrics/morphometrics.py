@@ -11,7 +11,7 @@ all in µm (give ``radius_um`` for unit-ball clouds):
    ``2 * voxel_um`` do not collapse to one axis and get spurious branches; ends of the
    skeleton retract by up to ``2 * voxel_um`` (as with any centre-line method).
 2. **Tree**: the Euclidean minimum spanning tree of the nodes
-   (:func:`mogen.metrics.features.euclidean_mst`).
+   (:func:`mogen.mst.euclidean_mst`).
 3. **Pruning**: terminal branches shorter than ``prune_um`` (default 2 µm) are removed
    repeatedly; they come from surface roughness, not from real branches.
 
@@ -50,7 +50,8 @@ from scipy.spatial import cKDTree
 from scipy.stats import ks_2samp, wasserstein_distance
 from tqdm.auto import tqdm
 
-from mogen.metrics.features import as_clouds, euclidean_mst
+from mogen.metrics.features import as_clouds
+from mogen.mst import euclidean_mst
 
 MORPH_NAMES = ("cable_um", "branch_points", "leaves", "caliber_um", "tortuosity")
 
