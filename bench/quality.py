@@ -81,18 +81,19 @@ def evaluate(ckpt, data_dir, n, seed, settings, threads):
         nz = mmd_both(cloud_features(start.numpy()), ref, train_scale)
         rows.append({"setting": f"sampler's start (t=0): N(train centroid, {noise_std:g}^2 train cov)",
                      "mmd": nz[0], "mmd_ref_scale": nz[1]})
-    for label, solver, calls, grid in settings:
+    for label, solver, calls, grid, knn_every in settings:
         steps = calls  # sample_clouds takes network calls
         t0 = time.perf_counter()
         gen = sample_clouds(model, n, points, steps, solver, grid, noise_std, seed=seed + 1, batch_size=16,
-                            source=source, source_cond=source_cond)
+                            source=source, source_cond=source_cond, knn_every=knn_every)
         seconds = time.perf_counter() - t0
         # Same samples twice: as integrated, and with stray points moved onto the crop sphere.
         clipped = gen / gen.norm(dim=-1, keepdim=True).clamp(min=1.0)
         for tag, pts in (("", gen), (", clipped to the unit ball", clipped)):
             m = mmd_both(cloud_features(pts.numpy()), ref, train_scale)
             rows.append({
-                "setting": f"{label} ({solver} x{calls // CALLS_PER_STEP[solver]}, {grid} grid{tag})",
+                "setting": f"{label} ({solver} x{calls // CALLS_PER_STEP[solver]}, {grid} grid"
+                           f"{f', kNN every {knn_every} calls' if knn_every > 1 else ''}{tag})",
                 "mmd": m[0], "mmd_ref_scale": m[1], "sample_seconds": round(seconds, 1),
             })
             print(f"  {rows[-1]['setting']}: MMD {m[0]:.1f} (ref-scaled {m[1]:.1f}), {seconds:.0f} s", flush=True)
@@ -135,6 +136,7 @@ def main(argv=None):
     p.add_argument("--calls", default="20,200", help="network-call budgets to evaluate (first checkpoint)")
     p.add_argument("--solver", default="midpoint", help="fixed-step solver")
     p.add_argument("--grid", default="uniform", help="time grid: uniform | cosine | late")
+    p.add_argument("--knn-every", default="1", help="comma-separated: reuse neighbour indices for this many calls")
     p.add_argument("--conditions", default="machine shared with other jobs", help="free text for the record")
     p.add_argument("--record", action="store_true", help="append the results to BENCHMARKS.md")
     args, overrides = p.parse_known_args(argv)
@@ -142,7 +144,7 @@ def main(argv=None):
     data_dir = ensure_data(args.data)
     out = Path(args.out)
     calls = [int(c) for c in args.calls.split(",")]
-    settings = [(f"{c} calls", args.solver, c, args.grid) for c in calls]
+    settings = [(f"{c} calls", args.solver, c, args.grid, int(m)) for c in calls for m in args.knn_every.split(",")]
     results = []
     if args.ckpt:
         for i, ckpt in enumerate(args.ckpt):

@@ -6,7 +6,8 @@
 
 Per config: milliseconds per cloud per network call (batch of ``--batch`` clouds, kNN
 included) and the kNN part alone (k-d tree vs the brute-force reference), then the time
-to sample 100 fragments at 20 and 200 network calls (midpoint solver). Unless
+to sample 100 fragments at 20 and 200 network calls (midpoint solver), and at 20 calls with
+the half step reusing the step start's neighbour indices (``--knn-every 2``). Unless
 ``--full``, only tiny at 20 calls is sampled in full; the other times are extrapolated
 (cost = calls x per-call cost) and marked so.
 """
@@ -70,6 +71,13 @@ def bench_config(name, points, batch, repeats, full):
             row[f"s_100_at_{calls}"] = (measured[20] * calls / 20, "extrapolated from 20 calls")
         else:
             row[f"s_100_at_{calls}"] = (100 * calls * call, "extrapolated from one call")
+    # the midpoint half step reusing the step start's neighbours (sample.py --knn-every 2)
+    if 20 in measured:
+        t0 = time.perf_counter()
+        sample_clouds(net, 100, points, 20, "midpoint", batch_size=batch, knn_every=2)
+        row["s_100_at_20_reuse"] = time.perf_counter() - t0
+        row["ms_per_call_sampling"] = 1e3 * measured[20] / (100 * 20)
+        row["ms_per_call_sampling_reuse"] = 1e3 * row["s_100_at_20_reuse"] / (100 * 20)
     return row
 
 
@@ -96,15 +104,18 @@ def main(argv=None):
         f"{args.points} points per cloud, batches of {args.batch} clouds, best of {args.repeats}.",
         "",
         "| config | params | ms / cloud / call | network only | kNN k-d tree | kNN brute force | clouds/s per call "
-        "| 100 fragments, 20 calls | 100 fragments, 200 calls |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| 100 fragments, 20 calls | 100 fragments, 200 calls | 100 fragments, 20 calls, kNN every 2 calls "
+        "| ms / cloud / call in sampling: exact kNN → reused |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         fmt = lambda v: f"{v[0]:.0f} s" + (f" ({v[1]})" if v[1] != "measured" else "")  # noqa: E731
         lines.append(
             f"| {r['config']} | {r['params_M']:.2f} M | {r['ms_per_call']:.1f} | {r['ms_network']:.1f} | "
             f"{r['ms_knn_tree']:.1f} | {r['ms_knn_brute']:.1f} | {r['clouds_per_s_per_call']:.1f} | "
-            f"{fmt(r['s_100_at_20'])} | {fmt(r['s_100_at_200'])} |"
+            f"{fmt(r['s_100_at_20'])} | {fmt(r['s_100_at_200'])} | "
+            + (f"{r['s_100_at_20_reuse']:.0f} s | {r['ms_per_call_sampling']:.1f} → {r['ms_per_call_sampling_reuse']:.1f} |"
+               if "s_100_at_20_reuse" in r else "— | — |")
         )
     text = "\n".join(lines) + "\n"
     print(text)

@@ -228,13 +228,21 @@ def replay_threshold(val_replay, scores: np.ndarray, rule: str, acceptance: floa
 
 
 def _parallel(fn, jobs: list, workers: int, desc: str) -> list:
+    """Results of ``fn`` over ``jobs``, in order."""
+    return list(_iparallel(fn, jobs, workers, desc, ordered=True))
+
+
+def _iparallel(fn, jobs: list, workers: int, desc: str, ordered: bool = False):
+    """Results of ``fn`` over ``jobs`` as they finish (in any order unless ``ordered``), on
+    ``workers`` forked processes."""
     from tqdm import tqdm
 
     if workers <= 1:
-        return [fn(j) for j in tqdm(jobs, desc=desc)]
+        yield from (fn(j) for j in tqdm(jobs, desc=desc))
+        return
     ctx = mp.get_context("fork")
     with ctx.Pool(workers) as pool:
-        return list(tqdm(pool.imap(fn, jobs), total=len(jobs), desc=desc))
+        yield from tqdm((pool.imap if ordered else pool.imap_unordered)(fn, jobs), total=len(jobs), desc=desc)
 
 
 # ----------------------------------------------------------------------------- experiment
@@ -367,8 +375,8 @@ def run_experiment(args: argparse.Namespace) -> dict:
     runs = [json.loads((cache / f"run_{j['key']}.json").read_text()) for j in jobs if (cache / f"run_{j['key']}.json").is_file()]
     todo_jobs = [j for j in jobs if not (cache / f"run_{j['key']}.json").is_file()]
     t0 = time.time()
-    for r in _parallel(_train_job, todo_jobs, args.workers, "classifier runs") if todo_jobs else []:
-        (cache / f"run_{r['key']}.json").write_text(json.dumps(r, default=float))
+    for r in _iparallel(_train_job, todo_jobs, args.workers, "classifier runs") if todo_jobs else []:
+        (cache / f"run_{r['key']}.json").write_text(json.dumps(r, default=float))  # each as it ends: a stopped run resumes
         runs.append(r)
     timings["training_s"] = time.time() - t0
     timings["total_s"] = time.time() - t_start
