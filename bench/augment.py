@@ -26,7 +26,7 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--data", default="/tmp/data/navis", help="dataset directory from `mogen prepare`")
     p.add_argument("--threads", type=int, default=1)
-    p.add_argument("--steps", type=int, default=200)
+    p.add_argument("--steps", type=int, default=1000, help="classifier steps (eval.augment default)")
     args = p.parse_args()
     import torch
 

@@ -520,7 +520,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--control-shares", type=float, nargs="*", default=None,
                    help="shares for the jitter and random-walk controls (default: --share only)")
     p.add_argument("--seeds", type=int, default=5, help="training seeds per arm")
-    p.add_argument("--steps", type=int, default=200, help="training steps per run (same for every arm)")
+    p.add_argument("--steps", type=int, default=1000, help="training steps per run (same for every arm)")
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--lr", type=float, default=2e-3)
     p.add_argument("--points", type=int, default=256, help="points per merge candidate")
