@@ -481,27 +481,33 @@ def _plot(rep: dict, path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, 3, figsize=(14, 4))
+    def ci(rows, m):
+        return np.nan_to_num(np.array([[r[m][0] - r[m][1], r[m][2] - r[m][0]] for r in rows]).T)
+
+    fig, axes = plt.subplots(1, 4, figsize=(18, 4))
     names = [f"{r['arm']}\n{r['share']:.1f}" if r["arm"] != "real" else "real" for r in rep["table"]]
-    for ax, m, title in ((axes[0], "errors", "test errors (FM acc + TJ rej)"), (axes[1], "replay_errors_per_mm", "replay errors / mm")):
+    panels = ((axes[0], "errors", "test errors (FM acc + TJ rej)"), (axes[1], "replay_errors_per_mm", "replay errors / mm"),
+              (axes[2], "replay_auroc", "replay AUROC (true vs false contacts)"))
+    for ax, m, title in panels:
         mean = [r[m][0] for r in rep["table"]]
-        err = np.array([[r[m][0] - r[m][1], r[m][2] - r[m][0]] for r in rep["table"]]).T
-        ax.bar(range(len(mean)), mean, yerr=np.nan_to_num(err), capsize=3, color=["0.5"] + ["C0"] * (len(mean) - 1))
+        ax.bar(range(len(mean)), mean, yerr=ci(rep["table"], m), capsize=3, color=["0.5"] + ["C0"] * (len(mean) - 1))
         ax.set_xticks(range(len(mean)), names, fontsize=7)
         ax.set_title(title)
+    axes[2].set_ylim(0.5, 1.0)
     for key, style in (("no_merges", "--"), ("merge_all", ":")):
         axes[1].axhline(rep["baselines"][key]["errors_per_mm"], color="k", ls=style, lw=1, label=key.replace("_", " "))
-    axes[1].legend(fontsize=7, loc="lower right")
+    axes[1].legend(fontsize=7, loc="upper right")
     lc = rep["learning_curve"]
     x = [r["n_train"] for r in lc]
-    for m, lab in (("replay_errors_per_mm", "replay errors/mm"),):
-        y = [r[m][0] for r in lc]
-        e = np.nan_to_num(np.array([[r[m][0] - r[m][1], r[m][2] - r[m][0]] for r in lc]).T)
-        axes[2].errorbar(x, y, yerr=e, marker="o", capsize=3, label=lab)
-    axes[2].set_xticks(x)
-    axes[2].set_xlabel("real training neurons")
-    axes[2].set_title("learning curve (real only)")
-    axes[2].legend()
+    axes[3].errorbar(x, [r["errors"][0] for r in lc], yerr=ci(lc, "errors"), marker="o", capsize=3, color="C0")
+    axes[3].set_ylabel("test errors", color="C0")
+    twin = axes[3].twinx()
+    twin.errorbar(x, [r["auroc"][0] for r in lc], yerr=ci(lc, "auroc"), marker="s", capsize=3, color="C1")
+    twin.set_ylabel("AUROC", color="C1")
+    axes[3].set_xscale("log", base=2)
+    axes[3].set_xticks(x, [str(v) for v in x])
+    axes[3].set_xlabel("real training neurons")
+    axes[3].set_title("learning curve (real only)")
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
