@@ -76,8 +76,16 @@ def bench_config(name, points, batch, repeats, full):
         t0 = time.perf_counter()
         sample_clouds(net, 100, points, 20, "midpoint", batch_size=batch, knn_every=2)
         row["s_100_at_20_reuse"] = time.perf_counter() - t0
-        row["ms_per_call_sampling"] = 1e3 * measured[20] / (100 * 20)
-        row["ms_per_call_sampling_reuse"] = 1e3 * row["s_100_at_20_reuse"] / (100 * 20)
+        # per-call cost inside sampling, exact vs reused kNN: best of `repeats` interleaved runs
+        # of one batch at 20 calls (single runs on a shared machine vary by 30%)
+        best = {1: float("inf"), 2: float("inf")}
+        for _ in range(repeats):
+            for m in best:
+                t0 = time.perf_counter()
+                sample_clouds(net, batch, points, 20, "midpoint", batch_size=batch, knn_every=m)
+                best[m] = min(best[m], time.perf_counter() - t0)
+        row["ms_per_call_sampling"] = 1e3 * best[1] / (batch * 20)
+        row["ms_per_call_sampling_reuse"] = 1e3 * best[2] / (batch * 20)
     return row
 
 
@@ -105,7 +113,7 @@ def main(argv=None):
         "",
         "| config | params | ms / cloud / call | network only | kNN k-d tree | kNN brute force | clouds/s per call "
         "| 100 fragments, 20 calls | 100 fragments, 200 calls | 100 fragments, 20 calls, kNN every 2 calls "
-        "| ms / cloud / call in sampling: exact kNN → reused |",
+        "| ms / cloud / call in sampling (best of repeats): exact kNN → reused |",
         "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:

@@ -130,7 +130,9 @@ def guided_velocity(model, cond: torch.Tensor, cond_mask: torch.Tensor, guidance
     ``knn_every`` = m reuses each cloud's nearest-neighbour indices for m calls: with the
     midpoint solver and m = 2 the half step reuses the step start's neighbours (points move
     little in half a step; the relative coordinates still come from the current positions).
-    m = 1 searches on every call (exact).
+    m = 1 searches on every call (exact). Measured on the navis tiny model: m = 2 saves ~25% of
+    sampling time, leaves 200-call samples as good, but worsens 20-call ones (feature-MMD 54 -> 72):
+    with few steps the points move too far in half a step.
     """
     from mogen.knn import knn_indices
 
