@@ -140,11 +140,11 @@ def guided_velocity(model, cond: torch.Tensor, cond_mask: torch.Tensor, guidance
         raise ValueError(f"knn_every must be at least 1, got {knn_every}")
     use_guidance = not math.isclose(guidance, 1.0) and bool(cond_mask.any())
     none = torch.zeros_like(cond_mask)
-    calls, idx = 0, None
+    calls, idx = 0, None  # idx is set on the first call (calls == 0)
 
     def velocity(x, t):
         nonlocal calls, idx
-        if idx is None or calls % knn_every == 0 or idx.shape[0] != x.shape[0]:
+        if calls % knn_every == 0:
             idx = knn_indices(x, model.config.k)
         calls += 1
         if not use_guidance:
