@@ -1,17 +1,16 @@
 #!/usr/bin/env python
-"""Sample fragments from a trained checkpoint (see ``python sample.py --help``).
+"""Sample fragments from a trained checkpoint or a bundled generator (see ``python sample.py --help``).
 
-    python sample.py --ckpt runs/tiny --n 64 --steps 20 --solver midpoint --out runs/samples
+    python sample.py --ckpt runs/tiny --n 64 --steps 20 --out runs/samples
+    python sample.py --pretrained navis-em --n 64 --out runs/samples
 
-The logic lives in :mod:`mogen.sampling`; this file only parses the command line.
+The logic lives in :mod:`mogen.sampling`; this file only runs it.
 """
 
-import argparse
 import sys
 
 from mogen import sampling
+from mogen.cli import run_command
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=sampling.DESCRIPTION, formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    sampling.add_arguments(parser)
-    sys.exit(sampling.run(parser.parse_args()))
+    sys.exit(run_command("sample.py", sampling))

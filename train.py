@@ -4,17 +4,15 @@
     python train.py                                  # tiny model, default navis data, a few minutes
     python train.py --model=base --max_minutes=60 --out_dir=runs/base
     python train.py --resume --out_dir=runs/base     # continue where it stopped
-    torchrun --nproc_per_node=4 train.py --model=base  # several GPUs, same script
+    torchrun --nproc_per_node=4 train.py --model=base  # several GPUs (or CPU processes), same script
 
-The logic lives in :mod:`mogen.training`; this file only parses the command line.
+The logic lives in :mod:`mogen.training`; this file only runs it.
 """
 
-import argparse
 import sys
 
 from mogen import training
+from mogen.cli import run_command
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=training.DESCRIPTION)
-    training.add_arguments(parser)
-    sys.exit(training.run(parser.parse_args()))
+    sys.exit(run_command("train.py", training))

@@ -31,18 +31,19 @@ def main() -> None:
     import torch
 
     torch.set_num_threads(args.threads)
-    from mogen.augment.classifier import score, train_classifier
+    from mogen.evaluate.classifier import score, train_classifier
     from mogen.augment.cli import _navis_block
     from mogen.augment.em import em_raw
     from mogen.augment.examples import build_candidates
     from mogen.augment.render import pack_fragments
+    from mogen.data import read_split
 
     r = SimpleNamespace(extent=8.0, voxel_size=[80.0, 40.0, 40.0], closing=None, seed=0)
     labels, grid, _ = timed("render navis block 8 µm cube, 80x40x40 nm (labels)", lambda: _navis_block(r))
     print(f"    {labels.size / 1e6:.1f} M voxels, {len(np.unique(labels)) - 1} objects")
     timed("EM-like raw for that block", lambda: em_raw(labels, grid.voxel_nm, seed=0))
-    pts = np.load(f"{args.data}/train/points.npy", mmap_mode="r")
-    ids = np.load(f"{args.data}/train/fragments.npz")["neuron_id"].astype(str)
+    train = read_split(args.data, "train")
+    pts, ids = train.points, train.neuron_id
     R = 10.0
     timed("render 6 packed fragments, 8 µm cube, 80x40x40 nm", lambda: pack_fragments([np.asarray(pts[i]) * R for i in range(0, 600, 100)]))
     c = timed("1000 merge candidates (256 points)", lambda: build_candidates(pts, ids, 1000, n_points=256, seed=0))

@@ -33,12 +33,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from mogen.metrics.features import cloud_features  # noqa: E402
 from mogen.metrics.mmd import feature_scale, mmd_rbf  # noqa: E402
+from mogen.data import read_manifest, read_split  # noqa: E402
 from mogen.metrics.morphometrics import morphometrics  # noqa: E402
 from mogen.metrics.pointcloud import chamfer_matrix, emd, pointflow_metrics, subsample  # noqa: E402
 
 
 def load(root: Path, split: str) -> np.ndarray:
-    return np.load(root / split / "points.npy", mmap_mode="r")
+    return read_split(root, split).points
 
 
 def speed(args, train, test):
@@ -131,7 +132,7 @@ def main():
     p.add_argument("--parts", nargs="+", default=["speed", "sanity", "fidelity"], choices=["speed", "sanity", "fidelity"])
     args = p.parse_args()
     torch.set_num_threads(args.threads)
-    manifest = json.loads((args.data / "manifest.json").read_text())
+    manifest = read_manifest(args.data)
     args.radius = float(manifest["radius_um"])
     train, test = load(args.data, "train"), load(args.data, "test")
     print(f"# bench/eval.py on {args.data} (train {len(train)}, test {len(test)} fragments); "

@@ -39,7 +39,9 @@ sys.path.insert(0, str(ROOT))
 
 from mogen.metrics.features import cloud_features  # noqa: E402
 from mogen.metrics.mmd import feature_scale, mmd_rbf  # noqa: E402
-from mogen.flow import moments_from_cond, source_noise  # noqa: E402
+from mogen.data import read_split  # noqa: E402
+from mogen.data.conditions import moments  # noqa: E402
+from mogen.flow import source_noise  # noqa: E402
 from mogen.sampling import draw_conditions, load_generator, sample_clouds  # noqa: E402
 from mogen.solvers import CALLS_PER_STEP  # noqa: E402
 from mogen.training import ensure_data  # noqa: E402
@@ -60,8 +62,8 @@ def evaluate(ckpt, data_dir, n, seed, settings, threads):
     points = state["data"]["points_per_fragment"]
     noise_std = state["config"]["noise_std"]
     rng = np.random.default_rng(seed)
-    test = np.load(Path(data_dir) / "test" / "points.npy", mmap_mode="r")
-    train_pts = np.load(Path(data_dir) / "train" / "points.npy", mmap_mode="r")
+    test_split = read_split(data_dir, "test")
+    test, train_pts = test_split.points, read_split(data_dir, "train").points
     test_idx = np.sort(rng.choice(len(test), min(n, len(test)), replace=False))
     ref = cloud_features(np.asarray(test[test_idx]))
     scale_idx = np.sort(rng.choice(len(train_pts), min(512, len(train_pts)), replace=False))
@@ -77,7 +79,7 @@ def evaluate(ckpt, data_dir, n, seed, settings, threads):
     nz = mmd_both(cloud_features(noise.numpy()), ref, train_scale)
     rows.append({"setting": "noise N(0, 1)", "mmd": nz[0], "mmd_ref_scale": nz[1]})
     if source == "moments":
-        start = source_noise((n, points, 3), source, noise_std, *moments_from_cond(source_cond), g)
+        start = source_noise((n, points, 3), source, noise_std, *moments(source_cond), g)
         nz = mmd_both(cloud_features(start.numpy()), ref, train_scale)
         rows.append({"setting": f"sampler's start (t=0): N(train centroid, {noise_std:g}^2 train cov)",
                      "mmd": nz[0], "mmd_ref_scale": nz[1]})
@@ -98,7 +100,7 @@ def evaluate(ckpt, data_dir, n, seed, settings, threads):
             })
             print(f"  {rows[-1]['setting']}: MMD {m[0]:.1f} (ref-scaled {m[1]:.1f}), {seconds:.0f} s", flush=True)
     return {"checkpoint": str(ckpt), "step": state["step"], "train_minutes": state.get("train_seconds", 0) / 60,
-            "n_generated": n, "n_reference": len(test_idx), "test_neurons": sorted(set(map(str, np.load(Path(data_dir) / "test" / "fragments.npz")["neuron_id"]))),
+            "n_generated": n, "n_reference": len(test_idx), "test_neurons": test_split.neurons,
             "rows": rows}
 
 

@@ -28,7 +28,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from mogen.knn import knn_indices, knn_indices_bruteforce  # noqa: E402
-from mogen.model import VelocityNet, count_parameters  # noqa: E402
+from mogen.model import build_model, count_parameters  # noqa: E402
 from mogen.sampling import sample_clouds  # noqa: E402
 from common import best_time as timed  # noqa: E402  (bench/)
 
@@ -45,7 +45,7 @@ def tube_like(n_clouds, n_points, seed=0):
 @torch.inference_mode()
 def bench_config(name, points, batch, repeats, full):
     torch.manual_seed(0)
-    net = VelocityNet.from_config(name, reference_points=points).eval()
+    net = build_model("pointinfinity", name, reference_points=points).eval()
     x = tube_like(batch, points)
     t = torch.full((batch,), 0.7)
     cond, mask = torch.zeros(batch, 14), torch.zeros(batch, 4, dtype=torch.bool)

@@ -33,7 +33,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from mogen.flow import drop_conditions, flow_matching_loss  # noqa: E402
-from mogen.model import VelocityNet, count_parameters  # noqa: E402
+from mogen.model import build_model, count_parameters  # noqa: E402
 from common import best_time as time_steps  # noqa: E402  (bench/)
 
 # torch counts attention FLOPs for its GPU kernels only; the CPU flash kernel does the same work.
@@ -67,7 +67,7 @@ def _sync(device):
 
 def make_step(name, points, batch, device, pair, bf16):
     torch.manual_seed(0)
-    model = VelocityNet.from_config(name, reference_points=points).to(device)
+    model = build_model("pointinfinity", name, reference_points=points).to(device)
     opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
     g = torch.Generator().manual_seed(0)
     x1 = (torch.rand(batch, points, 3, generator=g) * 2 - 1).to(device)

@@ -1,5 +1,5 @@
-"""Evaluation entry points; reusable metric code lives in ``mogen.metrics``.
+"""Entry points kept for a checkout: ``python -m eval.generation`` and ``python -m eval.augment``.
 
-- ``python -m eval.generation``  realism of generated fragments vs held-out neurons, with baselines
-- ``python -m eval.augment``     does synthetic data help segmentation/agglomeration
+The code lives in :mod:`mogen.evaluate` (installed with the package); these two modules only
+forward to it, so the repository's commands keep working. Not installed by pip.
 """

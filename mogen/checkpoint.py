@@ -1,7 +1,18 @@
 """Checkpoints: written atomically, read with clear errors.
 
-A checkpoint is a ``torch.save`` dict (see the contract in DESIGN.md):
-``{model, ema, optimizer, config, model_config, step, train_seconds, rng, data, mogen_version}``.
+A checkpoint is a ``torch.save`` dict (see the contract in DESIGN.md)::
+
+    model, ema        state dicts of the network and its EMA (bundled generators: ema only)
+    optimizer         AdamW state (absent in bundled generators)
+    model_type        registered backbone name (mogen.model.MODELS)
+    model_config      the backbone's config as a dict
+    config            the TrainConfig as a dict
+    step, train_seconds, rng, mogen_version
+    data              what it was trained on: dir, manifest_hash, train_neurons, train_cells,
+                      radius_um, points_per_fragment
+    cond_bank         [F, 14] condition vectors of the training fragments (noise moments and
+                      realistic conditions at sampling time, without the data)
+
 It is written to a temporary file in the same folder and renamed over the old one, so
 an interrupted write never leaves a truncated checkpoint behind.
 
@@ -20,11 +31,13 @@ import os
 import random
 from pathlib import Path
 
+from mogen.errors import CheckpointError
+
 import numpy as np
 import torch
 
 CHECKPOINT_NAME = "ckpt.pt"
-REQUIRED_KEYS = ("model", "ema", "config", "model_config", "step", "data")
+REQUIRED_KEYS = ("ema", "config", "model_config", "step", "data")
 
 
 def save_checkpoint(state: dict, path: str | Path) -> None:
@@ -41,7 +54,7 @@ def resolve_checkpoint(path: str | Path) -> Path:
     if path.is_dir():
         path = path / CHECKPOINT_NAME
     if not path.is_file():
-        raise FileNotFoundError(f"no checkpoint at {path} (pass a run directory or a .pt file written by train.py)")
+        raise CheckpointError(path, "", "no checkpoint here (pass a run directory or a .pt file written by train.py)")
     return path
 
 
@@ -51,10 +64,10 @@ def load_checkpoint(path: str | Path, map_location="cpu") -> dict:
     try:
         state = torch.load(path, map_location=map_location, weights_only=False)
     except Exception as e:  # truncated / not a torch file
-        raise ValueError(f"{path} is not a readable checkpoint: {e}") from None
+        raise CheckpointError(path, "", f"not a readable checkpoint (truncated or corrupt?): {type(e).__name__}: {e}") from None
     if not isinstance(state, dict) or any(k not in state for k in REQUIRED_KEYS):
         have = sorted(state) if isinstance(state, dict) else type(state).__name__
-        raise ValueError(f"{path} is not a mogen checkpoint: expected keys {REQUIRED_KEYS}, found {have}")
+        raise CheckpointError(path, "", f"not a mogen checkpoint: expected keys {REQUIRED_KEYS}, found {have}")
     state["path"] = str(path)
     return state
 

@@ -1,8 +1,10 @@
 """The ``mogen`` command line: one sub-command per pipeline stage.
 
-Each sub-command lives in its own module, which provides ``HELP`` (one line),
+Each sub-command lives in its own module, which provides ``DESCRIPTION``,
 ``add_arguments(parser)`` and ``run(args) -> int``. Modules are imported only when
-their command runs, so ``mogen --help`` stays fast.
+their command runs, so ``mogen --help`` stays fast. :func:`run_command` is the one place
+that turns a user's mistake (:class:`mogen.errors.MogenError`) into a one-line message and
+an exit status; ``train.py``, ``sample.py`` and the ``python -m`` entry points use it too.
 """
 
 from __future__ import annotations
@@ -11,54 +13,69 @@ import argparse
 import importlib
 import sys
 
-# name -> module implementing it
+# name -> (module implementing it, one-line help)
 COMMANDS = {
-    "prepare": "mogen.data.prepare",
-    "train": "mogen.training",
-    "sample": "mogen.sampling",
-    "evaluate": "eval.generation",
-    "augment": "mogen.augment.cli",
+    "prepare": ("mogen.data.prepare", "turn SWC skeletons / neuron meshes into a fragment dataset (default: navis example neurons)"),
+    "train": ("mogen.training", "train the flow-matching generator (same as train.py)"),
+    "sample": ("mogen.sampling", "sample fragments from a checkpoint or a bundled generator (same as sample.py)"),
+    "evaluate": ("mogen.evaluate.generation", "score samples.npz against held-out neurons, with baselines"),
+    "augment": ("mogen.augment.cli", "render neurons into segmentation training data (raw + labels) and merge/split examples"),
+    "benchmark": ("mogen.evaluate.augment", "reconstruction benchmark: do synthetic neurons cut errors per mm?"),
 }
 
-_HELP = {
-    "prepare": "turn SWC skeletons / neuron meshes into a fragment dataset (default: navis example neurons)",
-    "train": "train the flow-matching generator (same as train.py)",
-    "sample": "sample fragments from a checkpoint into samples.npz + PLY + PNG (same as sample.py)",
-    "evaluate": "score samples.npz against held-out neurons, with baselines (same as python -m eval.generation)",
-    "augment": "render neurons into segmentation training data (raw + labels) and merge/split examples",
-}
+EXIT_USAGE, EXIT_DATA, EXIT_INTERRUPTED = 2, 1, 130
+
+
+class _Formatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpFormatter):
+    pass
+
+
+def make_parser(prog: str, module) -> argparse.ArgumentParser:
+    """The argument parser of one command module."""
+    parser = argparse.ArgumentParser(prog=prog, description=getattr(module, "DESCRIPTION", None), formatter_class=_Formatter)
+    module.add_arguments(parser)
+    return parser
+
+
+def run_command(prog: str, module, argv: list[str] | None = None) -> int:
+    """Parse ``argv`` for ``module`` and run it; a :class:`MogenError` becomes one line on stderr.
+
+    Exit status: 0 done, 1 bad input data, 2 bad arguments, 130 interrupted.
+    """
+    from mogen.errors import DataError, MogenError
+
+    args = make_parser(prog, module).parse_args(argv)
+    try:
+        return int(module.run(args) or 0)
+    except MogenError as exc:
+        print(f"{prog}: error: {exc}", file=sys.stderr)
+        return EXIT_DATA if isinstance(exc, DataError) else EXIT_USAGE
+    except KeyboardInterrupt:
+        print(f"\n{prog}: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from mogen import __version__
+
     parser = argparse.ArgumentParser(
         prog="mogen",
         description="mogen: generate realistic neuron morphology fragments and use them for connectomics.",
     )
-    from mogen import __version__
-
     parser.add_argument("--version", action="version", version=f"mogen {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for name, help_text in _HELP.items():
+    for name, (_, help_text) in COMMANDS.items():
         sub.add_parser(name, help=help_text, add_help=False)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    parser = build_parser()
     if not argv or argv[0] not in COMMANDS:
-        parser.parse_args(argv or ["--help"])
-        return 2
+        build_parser().parse_args(argv or ["--help"])
+        return EXIT_USAGE
     name, rest = argv[0], argv[1:]
-    module = importlib.import_module(COMMANDS[name])
-    sub = argparse.ArgumentParser(
-        prog=f"mogen {name}",
-        description=getattr(module, "DESCRIPTION", _HELP[name]),
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
-    )
-    module.add_arguments(sub)
-    args = sub.parse_args(rest)
-    return int(module.run(args) or 0)
+    return run_command(f"mogen {name}", importlib.import_module(COMMANDS[name][0]), rest)
 
 
 if __name__ == "__main__":

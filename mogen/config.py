@@ -31,7 +31,8 @@ class TrainConfig:
     rotate: bool = True  # uniform random 3D rotation of each fragment
     jitter: float = 0.0  # Gaussian jitter of points (unit-ball units)
     # model
-    model: str = "tiny"  # named config in mogen.model.CONFIGS
+    model_type: str = "pointinfinity"  # registered backbone (mogen.model.MODELS)
+    model: str = "tiny"  # preset of that backbone (e.g. tiny, base)
     model_overrides: dict = field(default_factory=dict)  # e.g. {"latents": 32}
     # flow matching
     time_sampler: str = "uniform"  # uniform | cosine | logit_normal

@@ -40,6 +40,8 @@ import numpy as np
 import torch
 from scipy.optimize import linear_sum_assignment
 
+from mogen.data.conditions import cloud_moments
+
 TIME_SAMPLERS = ("uniform", "cosine", "logit_normal")
 
 
@@ -105,23 +107,6 @@ def _match_leaves(x1, x0, idx1, idx0, groups, n):
 
 
 SOURCES = ("gaussian", "moments")
-
-
-def cloud_moments(points: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Centroid [B, 3] and covariance [B, 3, 3] of clouds [B, N, 3]."""
-    centroid = points.mean(-2)
-    d = points - centroid.unsqueeze(-2)
-    return centroid, d.transpose(-1, -2) @ d / points.shape[-2]
-
-
-def moments_from_cond(cond: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Centroid [B, 3] and covariance [B, 3, 3] stored in condition vectors [B, 14]."""
-    from mogen.data.conditions import COND_GROUPS
-
-    centroid = cond[:, COND_GROUPS["centroid"]]
-    xx, yy, zz, xy, xz, yz = cond[:, COND_GROUPS["cov"]].unbind(-1)
-    cov = torch.stack([torch.stack(r, -1) for r in ((xx, xy, xz), (xy, yy, yz), (xz, yz, zz))], -2)
-    return centroid, cov
 
 
 def source_noise(

@@ -4,27 +4,28 @@
 ``mogen sample ...``) loads the EMA weights, integrates the learnt flow from Gaussian
 noise and writes
 
-- ``samples.npz``: ``points`` float32 [n, N, 3] in µm around the crop anchor (or unit-ball
-  coordinates with ``--units unit``) and the settings that made them (DESIGN.md contract),
+- ``samples.npz``: points in µm around the crop anchor (or unit-ball coordinates with
+  ``--units unit``) and their provenance (:mod:`mogen.samples`, the format's owner),
 - ``sample_0000.ply`` ... one point cloud per sample,
-- ``preview.png``: a grid of the first 16 samples.
+- ``samples.png``: a grid of the first 16 samples.
 
 ``--steps`` counts *network calls* (NFE): ``--steps 20 --solver midpoint`` is 10
 midpoint steps. Conditions: ``--cond none`` (unconditional, default), ``--cond type=axon``
 (only the neurite type), or ``--cond DATASET_DIR[:split]`` (the full condition vectors
-of randomly drawn fragments of that split; pick groups with ``--cond-groups``).
+of randomly drawn fragments of that split, default ``train``; pick groups with ``--cond-groups``).
+``--pretrained NAME`` samples a generator bundled with the package (:mod:`mogen.pretrained`).
 
 Examples
 --------
->>> from mogen.model import VelocityNet
->>> pts = sample_clouds(VelocityNet.from_config("tiny"), n=2, points=128, steps=2)
+>>> from mogen.model import build_model
+>>> pts = sample_clouds(build_model("pointinfinity", "tiny"), n=2, points=128, steps=2)
 >>> pts.shape
 torch.Size([2, 128, 3])
 """
 
 from __future__ import annotations
 
-import json
+import sys
 import time
 from pathlib import Path
 
@@ -33,28 +34,34 @@ import torch
 from tqdm.auto import tqdm
 
 from mogen.checkpoint import load_checkpoint
-from mogen.data.conditions import COND_DIM, COND_GROUPS, NEURITE_TYPES, neurite_type_index
-from mogen.flow import moments_from_cond, source_noise
-from mogen.model import ModelConfig, VelocityNet
+from mogen.errors import CheckpointError, UsageError
+from mogen.samples import write_samples
+from mogen.data.conditions import COND_DIM, COND_GROUP_NAMES, NEURITE_TYPES, group_index, moments, neurite_type_index, with_moments
+from mogen.flow import source_noise
+from mogen.model import DEFAULT_MODEL, build_model
 from mogen.solvers import GRIDS, SOLVERS, guided_velocity, integrate, steps_for_calls
 
-DESCRIPTION = "sample neuron fragments from a trained checkpoint (samples.npz + PLY + PNG preview)"
+DESCRIPTION = """Sample neuron fragments from a trained checkpoint or a bundled generator.
+
+Writes OUT/samples.npz (points in µm around the crop anchor, with provenance), one PLY per
+sample and OUT/samples.png (the first 16). --steps counts network calls.
+"""
 
 
-def load_generator(ckpt: str | Path, device: str | torch.device = "cpu", weights: str = "ema") -> tuple[VelocityNet, dict]:
+def load_generator(ckpt: str | Path, device: str | torch.device = "cpu", weights: str = "ema") -> tuple[torch.nn.Module, dict]:
     """The network of a checkpoint (EMA weights by default), in eval mode, and the checkpoint dict."""
     state = load_checkpoint(ckpt, map_location="cpu")
     try:
-        model = VelocityNet(ModelConfig(**state["model_config"]))
+        model = build_model(state.get("model_type", DEFAULT_MODEL), state["model_config"])
         model.load_state_dict(state[weights])
-    except (TypeError, RuntimeError) as e:
-        raise ValueError(f"{state['path']} does not match this version of mogen's model: {e}") from None
+    except (TypeError, RuntimeError, KeyError) as e:
+        raise CheckpointError(state["path"], "model", f"does not match this version of mogen's model: {e}") from None
     return model.to(device).eval().requires_grad_(False), state
 
 
 @torch.no_grad()
 def sample_clouds(
-    model: VelocityNet,
+    model: torch.nn.Module,
     n: int,
     points: int = 2048,
     steps: int = 20,
@@ -98,7 +105,7 @@ def sample_clouds(
         src = source_cond if source_cond is not None else (cond if cond_mask.any() else None)
         if src is None or len(src) != n:
             raise ValueError("source='moments' needs n condition vectors (source_cond) whose centroid/cov shape the noise")
-        centroid, cov = moments_from_cond(src.float())
+        centroid, cov = moments(src.float())
     noise = source_noise((n, points, 3), source, noise_std, centroid, cov, g)
     out = []
     for i in tqdm(range(0, n, batch_size), desc="sample", unit="batch", disable=not progress):
@@ -115,52 +122,58 @@ def draw_conditions(bank: torch.Tensor, n: int, seed: int = 0, rotate: bool = Tr
     """``n`` condition vectors drawn from ``bank`` [F, 14] (a checkpoint's training
     conditions), each with a uniform random rotation of its centroid and covariance, as
     the training fragments were rotated."""
-    from mogen.data import random_rotations
+    from mogen.geometry import random_rotations
 
     g = torch.Generator().manual_seed(seed)
     cond = bank[torch.randint(len(bank), (n,), generator=g)].clone().float()
     if rotate:
         r = random_rotations(n, g)
-        centroid, cov = moments_from_cond(cond)
-        cov = r @ cov @ r.transpose(1, 2)
-        cond[:, COND_GROUPS["centroid"]] = (r @ centroid.unsqueeze(-1)).squeeze(-1)
-        cond[:, COND_GROUPS["cov"]] = torch.stack(
-            [cov[:, 0, 0], cov[:, 1, 1], cov[:, 2, 2], cov[:, 0, 1], cov[:, 0, 2], cov[:, 1, 2]], -1
-        )
+        centroid, cov = moments(cond)
+        cond = with_moments(cond, (r @ centroid.unsqueeze(-1)).squeeze(-1), r @ cov @ r.transpose(1, 2))
     return cond
 
 
-def conditions_from_arg(spec: str, n: int, groups: list[str] | None, seed: int) -> tuple[torch.Tensor, torch.Tensor, np.ndarray]:
-    """Parse ``--cond``; returns ``(cond [n, 14], cond_mask [n, 4], neurite_type [n])``."""
-    names = list(COND_GROUPS)
+def conditions_from_arg(spec: str, n: int, groups: list[str] | None, seed: int) -> tuple[torch.Tensor, torch.Tensor, np.ndarray, dict]:
+    """Parse ``--cond``; returns ``(cond [n, 14], cond_mask [n, 4], neurite_type [n], provenance)``.
+
+    ``none``: unconditional. ``type=NAME``: only the neurite type. ``DATASET[:split]``: the
+    full condition vectors of random fragments of that split (default ``train``), restricted
+    to ``groups`` when given.
+    """
     cond = torch.zeros(n, COND_DIM)
-    mask = torch.zeros(n, len(names), dtype=torch.bool)
+    mask = torch.zeros(n, len(COND_GROUP_NAMES), dtype=torch.bool)
     ntype = np.zeros(n, dtype=np.int8)
     if spec == "none":
-        return cond, mask, ntype
+        return cond, mask, ntype, {"cond": "none", "cond_split": None, "cond_groups": []}
     if spec.startswith("type="):
-        t = neurite_type_index(spec[5:])
+        try:
+            t = neurite_type_index(spec[5:])
+        except ValueError:
+            raise UsageError(f"--cond {spec!r}: unknown neurite type; choose type=NAME with NAME one of "
+                             f"{', '.join(NEURITE_TYPES)}") from None
         cond[:, t] = 1.0
-        mask[:, names.index("type")] = True
+        mask[:, group_index("type")] = True
         ntype[:] = t
-        return cond, mask, ntype
+        return cond, mask, ntype, {"cond": spec, "cond_split": None, "cond_groups": ["type"]}
     root, _, split = spec.partition(":")
-    if not (Path(root) / "manifest.json").is_file():
-        raise ValueError(f"--cond {spec!r}: expected none, type=NAME ({', '.join(NEURITE_TYPES)}) or a dataset dir[:split]")
+    split = split or "train"
+    if not Path(root).is_dir():
+        raise UsageError(f"--cond {spec!r}: expected none, type=NAME ({', '.join(NEURITE_TYPES)}) or a dataset dir[:split]")
     from mogen.data import FragmentDataset
 
-    ds = FragmentDataset(root, split or "test")
+    ds = FragmentDataset(root, split)
     if len(ds) == 0:
-        raise ValueError(f"--cond {spec!r}: split {split or 'test'} of {root} has no fragments")
+        raise UsageError(f"--cond {spec!r}: split {split} of {root} has no fragments")
     pick = np.random.default_rng(seed).choice(len(ds), n, replace=len(ds) < n)
-    for j, i in enumerate(pick):
-        item = ds[int(i)]
-        cond[j], ntype[j] = item["cond"], int(item["neurite_type"])
-    for name in groups or names:
-        if name not in names:
-            raise ValueError(f"--cond-groups: unknown group {name!r}; choose from {names}")
-        mask[:, names.index(name)] = True
-    return cond, mask, ntype
+    batch = ds.batch(pick)
+    cond, ntype = batch["cond"].float(), batch["neurite_type"].numpy().astype(np.int8)
+    for name in groups or COND_GROUP_NAMES:
+        try:
+            mask[:, group_index(name)] = True
+        except ValueError as exc:
+            raise UsageError(f"--cond-groups: {exc}") from None
+    return cond, mask, ntype, {"cond": spec, "cond_split": split, "cond_dataset": str(Path(root).resolve()),
+                               "cond_groups": list(groups or COND_GROUP_NAMES)}
 
 
 def write_ply(points: np.ndarray, path: Path) -> None:
@@ -169,56 +182,115 @@ def write_ply(points: np.ndarray, path: Path) -> None:
     trimesh.PointCloud(points).export(path)
 
 
+# Files this command writes into --out (and the only ones --force replaces).
+OUTPUTS = ("samples.npz", "samples.png", "sample_*.ply")
+
+
 def add_arguments(p) -> None:
-    p.add_argument("--ckpt", required=True, help="checkpoint file or run directory (holding ckpt.pt)")
-    p.add_argument("--out", required=True, help="output directory")
+    from mogen.pretrained import available
+
+    which = p.add_mutually_exclusive_group(required=True)
+    which.add_argument("--ckpt", help="checkpoint file or run directory (holding ckpt.pt) written by train.py")
+    names = ", ".join(available()) or "none bundled in this install"
+    which.add_argument("--pretrained", metavar="NAME", help=f"a generator bundled with mogen ({names})")
+    p.add_argument("--out", required=True, help="output directory (samples.npz, samples.png, sample_*.ply)")
     p.add_argument("--n", type=int, default=64, help="number of fragments")
     p.add_argument("--steps", type=int, default=20, help="network calls per fragment (NFE); dopri5: adaptive")
     p.add_argument("--solver", default="midpoint", choices=SOLVERS)
     p.add_argument("--grid", default="uniform", choices=GRIDS, help="time grid of fixed-step solvers")
     p.add_argument("--points", type=int, default=0, help="points per fragment (0: as in training)")
     p.add_argument("--guidance", type=float, default=1.0, help="classifier-free guidance scale w (1: none)")
-    p.add_argument("--cond", default="none", help="none | type=NAME | DATASET_DIR[:split]")
-    p.add_argument("--cond-groups", default="", help="with a dataset --cond: comma-separated groups to give (default all)")
+    p.add_argument("--cond", default="none",
+                   help="none | type=NAME (unknown, soma, axon, dendrite) | DATASET_DIR[:split] (conditions of random "
+                        "fragments of that split; default split train)")
+    p.add_argument("--cond-groups", default="", help="with a dataset --cond: comma-separated groups to give "
+                                                     f"({', '.join(COND_GROUP_NAMES)}; default all)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--units", default="um", choices=("um", "unit"), help="µm around the anchor, or unit-ball coordinates")
     p.add_argument("--batch-size", type=int, default=16)
     p.add_argument("--weights", default="ema", choices=("ema", "model"), help="EMA or raw weights")
     p.add_argument("--device", default="auto")
-    p.add_argument("--clip-ball", action="store_true", help="move points outside the crop sphere onto it")
+    p.add_argument("--clip-ball", action="store_true",
+                   help="move points that end outside the crop sphere onto it (recorded in samples.npz; headline "
+                        "numbers are made without it)")
     p.add_argument("--knn-every", type=int, default=1,
                    help="reuse each cloud's nearest-neighbour indices for this many network calls "
                         "(2 with midpoint: the half step reuses the step start's; 1: exact). Saves ~25%% of "
-                        "sampling time but at 20 calls costs quality (feature-MMD 54 -> 72, BENCHMARKS.md); "
-                        "harmless at 200")
+                        "sampling time but at 20 calls costs quality (BENCHMARKS.md); harmless at 200")
     p.add_argument("--no-ply", action="store_true", help="skip the per-sample PLY files")
-    p.add_argument("--force", action="store_true", help="overwrite existing samples in --out")
+    p.add_argument("--force", action="store_true", help="replace this command's earlier outputs in --out")
+
+
+def check_arguments(args) -> None:
+    """Every argument error, before any work (one line each)."""
+    from mogen.solvers import CALLS_PER_STEP
+
+    if args.n < 1:
+        raise UsageError(f"--n must be at least 1, got {args.n}")
+    if args.solver == "dopri5":
+        if args.steps < 0:
+            raise UsageError(f"--steps must be >= 0, got {args.steps} (dopri5 ignores it)")
+    elif args.steps < CALLS_PER_STEP[args.solver]:
+        raise UsageError(f"--steps must be at least {CALLS_PER_STEP[args.solver]} network calls for {args.solver} "
+                         f"(one step), got {args.steps}")
+    if args.points < 0:
+        raise UsageError(f"--points must be >= 0 (0: as in training), got {args.points}")
+    if not np.isfinite(args.guidance):
+        raise UsageError(f"--guidance must be a finite number, got {args.guidance}")
+    if args.batch_size < 1 or args.knn_every < 1:
+        raise UsageError("--batch-size and --knn-every must be at least 1")
+    out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        raise UsageError(f"--out {out} exists and is not a directory")
+    if (out / "samples.npz").exists() and not args.force:
+        raise UsageError(f"{out / 'samples.npz'} exists; pass --force to replace this command's earlier outputs")
+
+
+def _clear_outputs(out: Path) -> None:
+    for pattern in OUTPUTS:
+        for f in out.glob(pattern):
+            f.unlink()
 
 
 def run(args) -> int:
+    from mogen.data import check_generator
     from mogen.preview import plot_clouds
-    from mogen.training import pick_device
+    from mogen.runtime import pick_device
+    from mogen.solvers import CALLS_PER_STEP
 
-    out = Path(args.out)
-    if (out / "samples.npz").exists() and not args.force:
-        raise SystemExit(f"{out / 'samples.npz'} exists; pass --force to overwrite")
-    try:
-        model, state = load_generator(args.ckpt, pick_device(args.device), args.weights)
-    except (FileNotFoundError, ValueError) as e:
-        raise SystemExit(f"error: {e}") from None
+    check_arguments(args)
+    groups = [g for g in args.cond_groups.split(",") if g] or None
+    device = pick_device(args.device)
+    if args.pretrained:
+        from mogen.pretrained import checkpoint_path
+
+        ckpt = checkpoint_path(args.pretrained)
+    else:
+        ckpt = args.ckpt
+    model, state = load_generator(ckpt, device, args.weights)
     cfg, data = state["config"], state["data"]
     points = args.points or data["points_per_fragment"]
-    groups = [g for g in args.cond_groups.split(",") if g] or None
-    cond, mask, ntype = conditions_from_arg(args.cond, args.n, groups, args.seed)
+    if points <= model.config.k:
+        raise UsageError(f"--points must exceed the model's {model.config.k} neighbours, got {points}")
+    cond, mask, ntype, cond_prov = conditions_from_arg(args.cond, args.n, groups, args.seed)
+    if cond_prov.get("cond_split") in ("val", "test"):
+        same = check_generator(data, cond_prov["cond_dataset"], held_out=(), allow_foreign=True)["same_dataset"]
+        print(f"WARNING: conditions come from the {cond_prov['cond_split']!r} split"
+              f"{' of the dataset this generator was trained on' if same else ''}: samples then carry that split's "
+              "centroids, covariances and leaf counts, and scoring them against it is optimistic "
+              "(samples.npz records cond_split)", file=sys.stderr)
     source = cfg.get("source", "gaussian")
-    source_cond = None
-    if source == "moments" and not mask[:, [1, 2]].all():
+    source_cond, source_split = None, None
+    if source == "moments" and not mask[:, [group_index("centroid"), group_index("cov")]].all():
         # Noise shaped like training fragments (centroid, covariance) drawn from the checkpoint.
         bank = state["cond_bank"]
-        if ntype.any() and mask[:, 0].all():  # keep the requested neurite type where possible
-            same = bank[bank[:, int(ntype[0])] > 0.5]
-            bank = same if len(same) else bank
-        source_cond = draw_conditions(bank, args.n, args.seed)
+        if ntype.any() and mask[:, group_index("type")].all():  # keep the requested neurite type where possible
+            same_type = bank[bank[:, int(ntype[0])] > 0.5]
+            bank = same_type if len(same_type) else bank
+        source_cond, source_split = draw_conditions(bank, args.n, args.seed), "train"
+    elif source == "moments":
+        source_split = cond_prov.get("cond_split")
+    out = Path(args.out)
     t0 = time.perf_counter()
     pts = sample_clouds(
         model, args.n, points, args.steps, args.solver, args.grid, cfg["noise_std"], cond, mask,
@@ -226,27 +298,26 @@ def run(args) -> int:
         clip_ball=args.clip_ball, knn_every=args.knn_every,
     ).numpy()
     seconds = time.perf_counter() - t0
-    if args.solver == "dopri5":
-        nfe = -1  # adaptive: not fixed in advance
-    else:
-        from mogen.solvers import CALLS_PER_STEP
-
-        nfe = steps_for_calls(args.solver, args.steps) * CALLS_PER_STEP[args.solver]
+    nfe = -1 if args.solver == "dopri5" else steps_for_calls(args.solver, args.steps) * CALLS_PER_STEP[args.solver]
     radius = float(data["radius_um"])
-    if args.units == "um":
-        pts = pts * radius
     out.mkdir(parents=True, exist_ok=True)
-    np.savez(
-        out / "samples.npz",
-        points=pts.astype(np.float32), units=args.units, radius_um=radius, cond=cond.numpy().astype(np.float32),
-        cond_mask=mask.numpy(), neurite_type=ntype, checkpoint=str(Path(state["path"]).resolve()),
-        solver=args.solver, steps=args.steps, nfe=nfe, guidance=args.guidance, seed=args.seed,
-        manifest_hash=data["manifest_hash"], train_neurons=json.dumps(data["train_neurons"]),
-        grid=args.grid, weights=args.weights, clip_ball=args.clip_ball, knn_every=args.knn_every,
+    if args.force:
+        _clear_outputs(out)
+    provenance = dict(
+        checkpoint=str(Path(state["path"]).resolve()), pretrained=args.pretrained, model_type=state.get("model_type"),
+        step=state.get("step"), manifest_hash=data.get("manifest_hash"), dataset=data.get("dir"),
+        train_neurons=data.get("train_neurons"), train_cells=data.get("train_cells"),
+        source=source, source_split=source_split, **cond_prov, solver=args.solver, steps=args.steps, nfe=nfe,
+        grid=args.grid, guidance=args.guidance, seed=args.seed, weights=args.weights, knn_every=args.knn_every,
+        clip_ball=bool(args.clip_ball), seconds=round(seconds, 2),
     )
+    provenance.pop("cond_dataset", None) if provenance.get("cond_split") is None else None
+    write_samples(out / "samples.npz", pts * radius if args.units == "um" else pts, radius, provenance, units=args.units,
+                  cond=cond.numpy(), cond_mask=mask.numpy(), neurite_type=ntype)
     if not args.no_ply:
-        for i, p in enumerate(tqdm(pts, desc="ply", unit="file")):
+        for i, p in enumerate(tqdm(pts * (radius if args.units == "um" else 1.0), desc="ply", unit="file")):
             write_ply(p, out / f"sample_{i:04d}.ply")
-    plot_clouds(pts[:16], out / "preview.png", title=f"{args.solver}, {nfe} calls ({args.units})")
-    print(f"{args.n} samples ({seconds:.1f} s) -> {out / 'samples.npz'}; preview {out / 'preview.png'}")
+    shown = pts[:16] * (radius if args.units == "um" else 1.0)
+    plot_clouds(shown, out / "samples.png", title=f"{args.solver}, {nfe} calls ({args.units})")
+    print(f"{args.n} samples ({seconds:.1f} s) -> {out / 'samples.npz'}; preview {out / 'samples.png'}")
     return 0

@@ -47,28 +47,12 @@ from mogen import __version__
 from mogen.checkpoint import CHECKPOINT_NAME, load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from mogen.config import TrainConfig, config_dict, load_config
 from mogen.flow import drop_conditions, flow_matching_loss
-from mogen.model import VelocityNet, count_parameters
+from mogen.model import build_model, count_parameters
+from mogen.runtime import pick_device, setup_distributed
 
 DEFAULT_DATA = "runs/data"
 
 
-def pick_device(name: str = "auto") -> torch.device:
-    if name != "auto":
-        return torch.device(name)
-    if torch.cuda.is_available():
-        return torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
-    if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
-        return torch.device("mps")
-    return torch.device("cpu")
-
-
-def setup_distributed(device: torch.device) -> tuple[int, int]:
-    """Join the process group when launched by torchrun; returns ``(rank, world_size)``."""
-    if "RANK" not in os.environ or "WORLD_SIZE" not in os.environ:
-        return 0, 1
-    if not dist.is_initialized():
-        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
-    return dist.get_rank(), dist.get_world_size()
 
 
 def ensure_data(data_dir: str | Path) -> Path:
@@ -178,8 +162,8 @@ def train(cfg: TrainConfig, resume: str | Path | None = None) -> Path:
 
     cond_bank = training_conditions(data_dir)
     torch.manual_seed(cfg.seed)
-    model = VelocityNet.from_config(
-        cfg.model, reference_points=manifest["points_per_fragment"], **cfg.model_overrides
+    model = build_model(
+        cfg.model_type, cfg.model, **{"reference_points": manifest["points_per_fragment"], **cfg.model_overrides}
     ).to(device)
     ema = copy.deepcopy(model).eval().requires_grad_(False)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay, betas=(0.9, 0.99))
@@ -223,6 +207,7 @@ def train(cfg: TrainConfig, resume: str | Path | None = None) -> Path:
                 "ema": ema.state_dict(),
                 "optimizer": opt.state_dict(),
                 "config": config_dict(cfg),
+                "model_type": model.model_type,
                 "model_config": asdict(model.config),
                 "step": step,
                 "train_seconds": spent,

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import torch
 
-from mogen.augment.classifier import PlausibilityNet, canonical_frame, random_rotations
+from mogen.evaluate.classifier import PlausibilityNet, canonical_frame
+from mogen.geometry import random_rotations
 
 
 def anisotropic_clouds(n=6, points=128, seed=0):

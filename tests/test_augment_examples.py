@@ -50,15 +50,3 @@ def test_split_example_and_elastic_control(frags):
     d = elastic_deform(f[:4], seed=0)
     assert d.shape == f[:4].shape and not np.allclose(d, f[:4])
     assert np.abs(d - f[:4]).mean() < 0.2  # a deformation, not a different object
-
-
-def test_generator_check_refuses_leaks(tmp_path):
-    from eval.augment import check_generator
-
-    manifest = {"splits": {"train": {"neurons": ["a", "b"]}, "val": {"neurons": ["c"]}, "test": {"neurons": ["d"]}}}
-    ok = check_generator(manifest, {"train_neurons": json.dumps(["a", "b"]), "manifest_hash": "h"}, tmp_path, tmp_path, "h")
-    assert ok["same_dataset"] and ok["subset_of_train"]
-    with pytest.raises(SystemExit, match="refusing"):
-        check_generator(manifest, {"train_neurons": json.dumps(["a", "d"])}, tmp_path, tmp_path, "h")
-    with pytest.raises(SystemExit, match="train_neurons"):
-        check_generator(manifest, {}, tmp_path, tmp_path, "h")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from mogen.augment.replay import Replay, cable_in_crops, covered_cable_um
+from mogen.evaluate.replay import Replay, cable_in_crops, covered_cable_um
 
 
 def line_points(start, end, step=0.2):

@@ -5,7 +5,10 @@ import json
 import numpy as np
 import pytest
 
-from eval.generation import main
+from helpers import fragments
+from mogen.data.dataset import manifest_hash, write_dataset
+from mogen.evaluate.generation import main
+from mogen.samples import write_samples as save_samples
 
 N = 256
 
@@ -23,29 +26,22 @@ def tubes(n, rng):
 def dataset(tmp_path_factory):
     root = tmp_path_factory.mktemp("ds")
     rng = np.random.default_rng(0)
-    splits = {"train": (["a", "b"], tubes(40, rng)), "test": (["c"], tubes(16, rng))}
-    for split, (_, pts) in splits.items():
-        (root / split).mkdir()
-        np.save(root / split / "points.npy", pts)
-    manifest = {
-        "format": "mogen-fragments/1", "radius_um": 10.0, "points_per_fragment": N, "units": "um",
-        "splits": {k: {"neurons": ids, "fragments": len(p)} for k, (ids, p) in splits.items()},
-    }
-    (root / "manifest.json").write_text(json.dumps(manifest))
+    write_dataset(root, {"a": fragments(tubes(20, rng)), "b": fragments(tubes(20, rng)), "c": fragments(tubes(16, rng))},
+                  {"train": ["a", "b"], "test": ["c"]}, radius_um=10.0)
     return root
 
 
-def write_samples(path, points_unit, radius=10.0, trained_on=("a", "b")):
-    np.savez(path, points=(points_unit * radius).astype(np.float32), units="um", radius_um=radius,
-             solver="euler", steps=8, guidance=1.0, train_neurons=json.dumps(list(trained_on)))
-    return path
+def write_samples(path, points_unit, radius=10.0, trained_on=("a", "b"), dataset=None):
+    prov = {"solver": "euler", "steps": 8, "guidance": 1.0, "train_neurons": list(trained_on),
+            "manifest_hash": manifest_hash(dataset) if dataset is not None else None}
+    return save_samples(path, points_unit * radius, radius_um=radius, provenance=prov)
 
 
 FAST = ["--cd-points", "32", "--emd-n", "6", "--emd-points", "16", "--morph-n", "4", "--mem-n", "6", "--threads", "1"]
 
 
 def test_report_with_baselines(dataset, tmp_path):
-    samples = write_samples(tmp_path / "s.npz", tubes(20, np.random.default_rng(1)))
+    samples = write_samples(tmp_path / "s.npz", tubes(20, np.random.default_rng(1)), dataset=dataset)
     out = tmp_path / "report"
     cache = tmp_path / "cache"
     args = ["--reference", str(dataset), "--n", "12", "--baselines", "--cache", str(cache), *FAST]
@@ -64,23 +60,25 @@ def test_report_with_baselines(dataset, tmp_path):
         assert (out / png).stat().st_size > 1000
     # scoring other samples reuses the cached reference side and baseline rows
     assert len(list(cache.glob("*.pt"))) == 1
-    other = write_samples(tmp_path / "s2.npz", tubes(20, np.random.default_rng(9)))
+    other = write_samples(tmp_path / "s2.npz", tubes(20, np.random.default_rng(9)), dataset=dataset)
     assert main(["--samples", str(other), "--out", str(tmp_path / "r2"), *args]) == 0
     again = json.loads((tmp_path / "r2" / "report.json").read_text())["rows"]
     assert again["gaussian_blob"] == rows["gaussian_blob"]
     assert again["generated"]["feature_mmd"] != rows["generated"]["feature_mmd"]
     # a second run must not overwrite silently
-    with pytest.raises(SystemExit, match="not empty"):
-        main(["--samples", str(samples), "--reference", str(dataset), "--out", str(out)])
+    assert main(["--samples", str(samples), "--reference", str(dataset), "--out", str(out)]) == 2
 
 
-def test_refuses_mismatched_radius_and_leaked_neurons(dataset, tmp_path):
+def test_refuses_mismatched_radius_and_leaked_cells(dataset, tmp_path, capsys):
     pts = tubes(4, np.random.default_rng(2))
-    bad_radius = write_samples(tmp_path / "r.npz", pts, radius=5.0)
-    with pytest.raises(SystemExit, match="radius 5.0"):
-        main(["--samples", str(bad_radius), "--reference", str(dataset), "--out", str(tmp_path / "o1")])
-    leaked = write_samples(tmp_path / "l.npz", pts, trained_on=("a", "c"))
-    with pytest.raises(SystemExit, match="trained on reference neurons"):
-        main(["--samples", str(leaked), "--reference", str(dataset), "--out", str(tmp_path / "o2")])
-    with pytest.raises(SystemExit, match="no manifest.json"):
-        main(["--baselines", "--reference", str(tmp_path), "--out", str(tmp_path / "o3")])
+    bad_radius = write_samples(tmp_path / "r.npz", pts, radius=5.0, dataset=dataset)
+    assert main(["--samples", str(bad_radius), "--reference", str(dataset), "--out", str(tmp_path / "o1")]) == 1
+    assert "crop radius 5.0" in capsys.readouterr().err
+    leaked = write_samples(tmp_path / "l.npz", pts, trained_on=("a", "c"), dataset=dataset)
+    assert main(["--samples", str(leaked), "--reference", str(dataset), "--out", str(tmp_path / "o2")]) == 2
+    assert "trained on cells that are in the test split" in capsys.readouterr().err
+    foreign = write_samples(tmp_path / "f.npz", pts)
+    assert main(["--samples", str(foreign), "--reference", str(dataset), "--out", str(tmp_path / "o4")]) == 2
+    assert "--allow-foreign-generator" in capsys.readouterr().err
+    assert main(["--baselines", "--reference", str(tmp_path), "--out", str(tmp_path / "o3")]) == 1
+    assert "no manifest.json" in capsys.readouterr().err

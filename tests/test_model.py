@@ -4,12 +4,12 @@ import pytest
 import torch
 
 from mogen.knn import knn_indices, knn_indices_bruteforce, knn_relative
-from mogen.model import VelocityNet, count_parameters
+from mogen.model import build_model, count_parameters
 
 
 def _net(**overrides):
     torch.manual_seed(0)
-    net = VelocityNet.from_config("tiny", **overrides).eval()
+    net = build_model("pointinfinity", "tiny", **overrides).eval()
     # The output layer starts at zero (constant output); randomise it so tests can fail.
     torch.nn.init.normal_(net.out.weight, std=0.5)
     return net
@@ -71,17 +71,17 @@ def test_time_and_conditions_matter_and_masking_hides_groups():
 
 
 def test_zero_initialised_output_and_any_point_count():
-    net = VelocityNet.from_config("tiny").eval()
+    net = build_model("pointinfinity", "tiny").eval()
     for n in (64, 1000):
         v = net(torch.randn(2, n, 3), torch.rand(2), torch.zeros(2, 14), torch.zeros(2, 4, dtype=torch.bool))
         assert v.shape == (2, n, 3) and torch.count_nonzero(v) == 0
 
 
 def test_named_config_sizes():
-    assert 0.8e6 < count_parameters(VelocityNet.from_config("tiny")) < 1.6e6
-    assert 8e6 < count_parameters(VelocityNet.from_config("base")) < 12e6
-    with pytest.raises(ValueError, match="unknown model config"):
-        VelocityNet.from_config("huge")
+    assert 0.8e6 < count_parameters(build_model("pointinfinity", "tiny")) < 1.6e6
+    assert 8e6 < count_parameters(build_model("pointinfinity", "base")) < 12e6
+    with pytest.raises(ValueError, match="unknown pointinfinity preset"):
+        build_model("pointinfinity", "huge")
 
 
 def test_guided_velocity_reuses_neighbours_as_asked(monkeypatch):

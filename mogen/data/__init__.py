@@ -5,14 +5,15 @@ Public API::
     read_swc, read_mesh, load_file, navis_examples   # readers -> µm
     make_fragments                                   # neuron -> fragments (unit ball)
     split_neurons                                    # by-neuron split
-    FragmentDataset, make_loader, manifest_hash      # dataset dir -> training batches
+    read_manifest, read_split, manifest_hash         # the dataset directory (one owner: dataset.py)
+    FragmentDataset, make_loader                     # dataset dir -> training batches
     DataError, SWCError, MeshError                   # bad input, naming file and place
 
 Heavy modules (navis, trimesh) are imported lazily by the readers.
 """
 
-from .dataset import FragmentDataset, make_loader, manifest_hash, random_rotations, read_manifest
-from .errors import DataError, MeshError, SWCError
+from .dataset import FragmentDataset, Split, check_generator, make_loader, manifest_hash, read_manifest, read_split
+from mogen.errors import DataError, MeshError, SWCError
 from .split import SPLITS, split_neurons
 
 
@@ -37,6 +38,6 @@ def __getattr__(name):
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-__all__ = ["FragmentDataset", "make_loader", "manifest_hash", "random_rotations", "read_manifest", "DataError",
+__all__ = ["FragmentDataset", "Split", "check_generator", "make_loader", "manifest_hash", "read_manifest", "read_split", "DataError",
            "MeshError", "SWCError", "SPLITS", "split_neurons", "read_swc", "parse_swc", "read_mesh", "load_file",
            "navis_examples", "Neuron", "make_fragments", "to_um"]

@@ -22,6 +22,9 @@ Examples
 >>> cond = condition_vector(pts, torch.tensor([2, 3]), torch.tensor([40, 55]))
 >>> cond.shape
 torch.Size([2, 14])
+>>> centroid, cov = moments(cond)
+>>> bool(torch.allclose(centroid, pts.mean(1))), cov.shape
+(True, torch.Size([2, 3, 3]))
 """
 
 from __future__ import annotations
@@ -69,17 +72,58 @@ def mst_leaf_count(points: np.ndarray, k: int = 8) -> int:
     return int((deg == 1).sum())
 
 
+COND_GROUP_NAMES = tuple(COND_GROUPS)
+
+
+def group_index(name: str) -> int:
+    """Column of condition group ``name`` in a condition mask [B, 4]."""
+    try:
+        return COND_GROUP_NAMES.index(name)
+    except ValueError:
+        raise ValueError(f"unknown condition group {name!r}; groups are {', '.join(COND_GROUP_NAMES)}") from None
+
+
+def cov_to_vec(c: torch.Tensor) -> torch.Tensor:
+    """Symmetric matrices [..., 3, 3] -> their six entries [..., 6] (xx, yy, zz, xy, xz, yz)."""
+    return torch.stack([c[..., 0, 0], c[..., 1, 1], c[..., 2, 2], c[..., 0, 1], c[..., 0, 2], c[..., 1, 2]], -1)
+
+
+def vec_to_cov(v: torch.Tensor) -> torch.Tensor:
+    """Inverse of :func:`cov_to_vec`: [..., 6] -> [..., 3, 3]."""
+    xx, yy, zz, xy, xz, yz = v.unbind(-1)
+    return torch.stack([torch.stack(r, -1) for r in ((xx, xy, xz), (xy, yy, yz), (xz, yz, zz))], -2)
+
+
+def moments(cond: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Centroid [..., 3] and covariance [..., 3, 3] stored in condition vectors [..., 14]."""
+    return cond[..., COND_GROUPS["centroid"]], vec_to_cov(cond[..., COND_GROUPS["cov"]])
+
+
+def with_moments(cond: torch.Tensor, centroid: torch.Tensor, cov: torch.Tensor) -> torch.Tensor:
+    """A copy of ``cond`` with its centroid and covariance replaced (e.g. after a rotation)."""
+    out = cond.clone()
+    out[..., COND_GROUPS["centroid"]] = centroid.to(out.dtype)
+    out[..., COND_GROUPS["cov"]] = cov_to_vec(cov).to(out.dtype)
+    return out
+
+
+def cloud_moments(points: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Centroid [..., 3] and covariance [..., 3, 3] (population) of clouds [..., N, 3]."""
+    centroid = points.mean(-2)
+    d = points - centroid.unsqueeze(-2)
+    return centroid, d.transpose(-1, -2) @ d / points.shape[-2]
+
+
+def leaves_value(mst_leaves: torch.Tensor, n_points: int) -> torch.Tensor:
+    """The leaves entry: ``log1p(leaves) / log1p(N)``, in [0, 1]."""
+    return torch.log1p(mst_leaves.float()) / math.log1p(n_points)
+
+
 def condition_vector(
     points: torch.Tensor, neurite_type: torch.Tensor, mst_leaves: torch.Tensor
 ) -> torch.Tensor:
     """Build the [..., 14] condition vector from points [..., N, 3]."""
-    n = points.shape[-2]
-    centroid = points.mean(-2)
-    d = points - centroid.unsqueeze(-2)
-    c = d.transpose(-1, -2) @ d / n
-    cov = torch.stack(
-        [c[..., 0, 0], c[..., 1, 1], c[..., 2, 2], c[..., 0, 1], c[..., 0, 2], c[..., 1, 2]], -1
-    )
+    centroid, cov = cloud_moments(points)
     onehot = torch.nn.functional.one_hot(neurite_type.long(), len(NEURITE_TYPES)).to(points.dtype)
-    leaves = torch.log1p(mst_leaves.to(points.dtype)).unsqueeze(-1) / math.log1p(n)
-    return torch.cat([onehot, centroid, cov, leaves], -1)
+    leaves = leaves_value(mst_leaves, points.shape[-2]).to(points.dtype).unsqueeze(-1)
+    return torch.cat([onehot, centroid, cov_to_vec(cov), leaves], -1)

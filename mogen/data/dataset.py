@@ -16,11 +16,16 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
+import zipfile
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
 import torch
+
+from mogen.errors import DatasetError, UsageError
+from mogen.geometry import random_rotations
 
 from .conditions import condition_vector
 from .split import SPLITS
@@ -93,15 +98,124 @@ def write_manifest(out, manifest: dict) -> None:
     (Path(out) / "manifest.json").write_text(json.dumps(manifest, indent=1) + "\n")
 
 
+def write_dataset(out, fragments: dict, splits: dict[str, list[str]], radius_um: float, **manifest_fields) -> dict:
+    """Write a whole dataset directory from ``{neuron_id: Fragments}`` and ``{split: [neuron ids]}``.
+
+    For tools and tests that already hold fragments in memory; ``mogen prepare`` streams
+    through :class:`DatasetWriter` instead. ``manifest_fields`` (e.g. ``neurons``, ``cells``)
+    go into ``manifest.json``. Returns the manifest.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from mogen.data.fragments import Fragments
+    >>> fr = Fragments(np.zeros((2, 8, 3), np.float32), np.zeros((2, 3), np.float32),
+    ...                np.array([2, 3], np.int8), np.array([3, 4], np.int32), 30.0, 2, 0)
+    >>> d = tempfile.mkdtemp()
+    >>> m = write_dataset(d, {"a": fr, "b": fr}, {"train": ["a"], "val": [], "test": ["b"]}, radius_um=10.0)
+    >>> len(read_split(d, "test")), m["splits"]["train"]["neurons"]
+    (2, ['a'])
+    """
+    points = {len(f.points[0]) for f in fragments.values()}
+    if len(points) != 1:
+        raise ValueError(f"fragments of different point counts {sorted(points)}")
+    writer = DatasetWriter(out, points.pop())
+    for nid, fr in fragments.items():
+        writer.add(nid, fr)
+    splits = {s: list(splits.get(s, [])) for s in SPLITS}
+    counts = writer.finish(splits)
+    manifest = {"radius_um": float(radius_um), "points_per_fragment": writer.n, "units": "um",
+                "splits": {s: {"neurons": splits[s], "fragments": counts[s]} for s in SPLITS},
+                "neurons": [], "failed": [], **manifest_fields}
+    write_manifest(out, manifest)
+    return read_manifest(out)
+
+
 # ---------------------------------------------------------------------------- reading
+_REQUIRED = ("radius_um", "points_per_fragment", "splits")
+
+
 def read_manifest(root) -> dict:
-    path = Path(root) / "manifest.json"
+    """The dataset's ``manifest.json``, checked (format, required keys, splits).
+
+    Raises :class:`mogen.errors.DatasetError` naming the file and what is wrong.
+    """
+    root = Path(root)
+    path = root / "manifest.json"
+    if not root.is_dir():
+        raise DatasetError(root, "", "no such dataset directory (make one with `mogen prepare`)")
     if not path.is_file():
-        raise FileNotFoundError(f"{root}: no manifest.json; is this a dataset made by `mogen prepare`?")
-    manifest = json.loads(path.read_text())
-    if manifest.get("format") != FORMAT:
-        raise ValueError(f"{path}: format {manifest.get('format')!r}, expected {FORMAT!r}")
+        raise DatasetError(root, "", "no manifest.json: not a dataset made by `mogen prepare`")
+    try:
+        manifest = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise DatasetError(path, "", f"not valid JSON ({exc})") from None
+    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
+        found = manifest.get("format") if isinstance(manifest, dict) else type(manifest).__name__
+        raise DatasetError(path, "format", f"{found!r}, expected {FORMAT!r}")
+    missing = [k for k in _REQUIRED if k not in manifest]
+    if missing:
+        raise DatasetError(path, "", f"missing keys {missing}")
+    bad = [s for s in SPLITS if not isinstance(manifest["splits"].get(s), dict) or "neurons" not in manifest["splits"][s]]
+    if bad:
+        raise DatasetError(path, "splits", f"split(s) {bad} missing or without a 'neurons' list")
     return manifest
+
+
+@dataclass
+class Split:
+    """One split of a dataset: fragments (memory-mapped) and their per-fragment metadata."""
+
+    root: Path
+    name: str
+    manifest: dict
+    points: np.ndarray  # float32 [F, N, 3] unit ball, memmap
+    anchor_um: np.ndarray  # float32 [F, 3]
+    neuron_id: np.ndarray  # str [F]
+    neurite_type: np.ndarray  # int8 [F]
+    mst_leaves: np.ndarray  # int32 [F]
+
+    def __len__(self) -> int:
+        return len(self.points)
+
+    @property
+    def radius_um(self) -> float:
+        return float(self.manifest["radius_um"])
+
+    @property
+    def neurons(self) -> list[str]:
+        return list(self.manifest["splits"][self.name]["neurons"])
+
+
+def read_split(root, split: str) -> Split:
+    """Open ``root/<split>`` (points memory-mapped) and check it against the manifest."""
+    manifest = read_manifest(root)
+    if split not in SPLITS:
+        raise DatasetError(root, "split", f"{split!r} is not one of {SPLITS}")
+    d = Path(root) / split
+    pts_path, meta_path = d / "points.npy", d / "fragments.npz"
+    for p in (pts_path, meta_path):
+        if not p.is_file():
+            raise DatasetError(p, "", f"missing (the manifest lists split {split!r}); re-run `mogen prepare`")
+    try:
+        points = np.load(pts_path, mmap_mode="r")
+        with np.load(meta_path) as z:
+            meta = {k: z[k] for k in ("anchor_um", "neuron_id", "neurite_type", "mst_leaves")}
+    except KeyError as exc:
+        raise DatasetError(meta_path, "", f"no array {exc}") from None
+    except (ValueError, OSError, EOFError, zipfile.BadZipFile) as exc:
+        raise DatasetError(d, "", f"unreadable split files (truncated or corrupt?): {exc}") from None
+    n_pts = int(manifest["points_per_fragment"])
+    if points.ndim != 3 or points.shape[1:] != (n_pts, 3) or points.dtype != np.float32:
+        raise DatasetError(pts_path, "", f"shape {points.shape} {points.dtype}, expected float32 [F, {n_pts}, 3]")
+    bad = [k for k, v in meta.items() if len(v) != len(points)]
+    if bad:
+        raise DatasetError(meta_path, "", f"{bad} have a different row count than the {len(points)} fragments")
+    expected = manifest["splits"][split].get("fragments")
+    if expected is not None and int(expected) != len(points):
+        raise DatasetError(pts_path, "", f"{len(points)} fragments but the manifest says {expected}")
+    return Split(Path(root), split, manifest, points, meta["anchor_um"], meta["neuron_id"].astype(str),
+                 meta["neurite_type"], meta["mst_leaves"])
 
 
 def manifest_hash(dataset_dir) -> str:
@@ -111,24 +225,53 @@ def manifest_hash(dataset_dir) -> str:
     return hashlib.sha256(json.dumps(key, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
 
 
-def random_rotations(n: int, generator: torch.Generator | None = None, dtype=torch.float32) -> torch.Tensor:
-    """``n`` uniform random 3D rotation matrices [n, 3, 3] (normalised Gaussian quaternions).
+def cell_of(manifest: dict) -> dict[str, str]:
+    """Neuron (file) id -> cell id. Files of one cell share a cell id; a manifest without
+    cell groups treats every file as its own cell."""
+    out = {str(n["id"]): str(n.get("cell", n["id"])) for n in manifest.get("neurons", [])}
+    for s in SPLITS:
+        for nid in manifest["splits"][s]["neurons"]:
+            out.setdefault(str(nid), str(nid))
+    return out
 
-    Examples
-    --------
-    >>> R = random_rotations(4, torch.Generator().manual_seed(0))
-    >>> bool(torch.allclose(R @ R.transpose(1, 2), torch.eye(3).expand(4, 3, 3), atol=1e-5))
-    True
+
+def split_cells(manifest: dict, splits=SPLITS) -> set[str]:
+    """The cells of the given splits."""
+    cells = cell_of(manifest)
+    return {cells[str(n)] for s in splits for n in manifest["splits"][s]["neurons"]}
+
+
+def check_generator(provenance: dict, dataset_dir, held_out=("val", "test"), allow_overlap: bool = False,
+                    allow_foreign: bool = False, what: str = "the generator") -> dict:
+    """Refuse a generator that saw held-out cells of this dataset, or one trained on another dataset.
+
+    ``provenance`` is a checkpoint's ``data`` record or a samples file's provenance: it holds
+    ``manifest_hash``, ``train_neurons`` and (since cell splits) ``train_cells``. A generator
+    trained on a different dataset is refused unless ``allow_foreign``: its cells are then
+    compared by cell id, which only catches cells named alike. Returns a summary for reports.
+    Raises :class:`mogen.errors.UsageError` with the reason and the flag that overrides it.
     """
-    q = torch.randn(n, 4, generator=generator, dtype=torch.float64)
-    q = q / q.norm(dim=1, keepdim=True)
-    w, x, y, z = q.unbind(1)
-    R = torch.stack([
-        1 - 2 * (y * y + z * z), 2 * (x * y - z * w), 2 * (x * z + y * w),
-        2 * (x * y + z * w), 1 - 2 * (x * x + z * z), 2 * (y * z - x * w),
-        2 * (x * z - y * w), 2 * (y * z + x * w), 1 - 2 * (x * x + y * y),
-    ], 1).reshape(n, 3, 3)
-    return R.to(dtype)
+    manifest = read_manifest(dataset_dir)
+    this_hash = manifest_hash(dataset_dir)
+    their_hash = provenance.get("manifest_hash")
+    same = their_hash == this_hash
+    if not same and not allow_foreign:
+        raise UsageError(
+            f"{what} was trained on another dataset (manifest hash {str(their_hash)[:12]}..., {dataset_dir} has "
+            f"{this_hash[:12]}...), so held-out cells cannot be checked by split; pass --allow-foreign-generator "
+            "to compare cell ids instead")
+    cells = cell_of(manifest)
+    trained = provenance.get("train_cells")
+    if trained is None:  # older records: files only
+        trained = [cells.get(str(n), str(n)) for n in provenance.get("train_neurons") or []]
+    held = split_cells(manifest, held_out)
+    leaked = sorted(set(map(str, trained)) & held)
+    if leaked and not allow_overlap:
+        raise UsageError(
+            f"{what} was trained on cells that are in the {'/'.join(held_out)} split of {dataset_dir}: "
+            f"{leaked[:8]}{' ...' if len(leaked) > 8 else ''}; held-out scores would be meaningless "
+            "(pass --allow-overlap to score anyway)")
+    return {"same_dataset": same, "trained_cells": len(set(trained)), "overlap_with_held_out": leaked}
 
 
 class FragmentDataset(torch.utils.data.Dataset):
@@ -147,16 +290,11 @@ class FragmentDataset(torch.utils.data.Dataset):
     """
 
     def __init__(self, root, split: str = "train", rotate: bool = False, jitter: float = 0.0, seed: int | None = None):
-        if split not in SPLITS:
-            raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
-        self.root, self.split = Path(root), split
-        self.manifest = read_manifest(root)
-        self.points = np.load(self.root / split / "points.npy", mmap_mode="r")
-        with np.load(self.root / split / "fragments.npz") as meta:
-            self.anchor_um = meta["anchor_um"]
-            self.neuron_id = meta["neuron_id"]
-            self.neurite_type = torch.from_numpy(meta["neurite_type"].astype(np.int64))
-            self.mst_leaves = torch.from_numpy(meta["mst_leaves"].astype(np.int64))
+        sp = read_split(root, split)
+        self.root, self.split, self.manifest = Path(root), split, sp.manifest
+        self.points, self.anchor_um, self.neuron_id = sp.points, sp.anchor_um, sp.neuron_id
+        self.neurite_type = torch.from_numpy(sp.neurite_type.astype(np.int64))
+        self.mst_leaves = torch.from_numpy(sp.mst_leaves.astype(np.int64))
         self.rotate, self.jitter = bool(rotate), float(jitter)
         self.generator = torch.Generator().manual_seed(seed) if seed is not None else None
 

@@ -25,7 +25,7 @@ from scipy.sparse.csgraph import dijkstra
 from scipy.spatial import cKDTree
 
 from .conditions import mst_leaf_count
-from .errors import DataError
+from mogen.errors import DataError
 from .surface import MeshSurface, Surface, skeleton_geometry, skeleton_surface
 
 DEFAULT_RADIUS_UM = 10.0

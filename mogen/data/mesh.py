@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import MeshError
+from mogen.errors import MeshError
 from .units import guess_mesh_units, to_um
 
 MESH_SUFFIXES = (".obj", ".ply", ".stl", ".off", ".glb", ".gltf")

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import DataError
+from mogen.errors import DataError
 from .mesh import MESH_SUFFIXES, mesh_from_navis, read_mesh
 from .swc import read_swc
 from .units import DEFAULT_SWC_UNITS, to_um

@@ -9,7 +9,7 @@ import time
 import warnings
 from pathlib import Path
 
-from .errors import DataError
+from mogen.errors import DataError
 from .fragments import (DEFAULT_MAX_FRAGMENTS, DEFAULT_MIN_AREA_FRAC, DEFAULT_POINTS, DEFAULT_RADIUS_UM,
                         DEFAULT_SPACING_UM, make_fragments)
 from .split import SPLITS

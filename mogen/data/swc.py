@@ -20,7 +20,7 @@ import pandas as pd
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import breadth_first_order
 
-from .errors import SWCError
+from mogen.errors import SWCError
 from .units import DEFAULT_SWC_UNITS, to_um
 
 _COLUMNS = ("id", "type", "x", "y", "z", "radius", "parent")

@@ -16,7 +16,7 @@ permutation-equivariant in the points.
 Examples
 --------
 >>> import torch
->>> net = VelocityNet.from_config("tiny")
+>>> net = VelocityNet(VelocityNet.presets["tiny"])
 >>> x = torch.randn(2, 256, 3)
 >>> v = net(x, torch.rand(2), torch.zeros(2, 14), torch.zeros(2, 4, dtype=torch.bool))
 >>> v.shape
@@ -26,14 +26,15 @@ torch.Size([2, 256, 3])
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import torch
 from torch import nn
 
-from mogen.blocks import CrossBlock, SelfBlock, timestep_embedding
+from mogen.model.blocks import CrossBlock, SelfBlock, timestep_embedding
 from mogen.data.conditions import COND_DIM, COND_GROUPS
 from mogen.knn import knn_indices, knn_relative
+from mogen.model import register
 
 
 @dataclass
@@ -57,8 +58,8 @@ class ModelConfig:
     reference_points: int = 2048
 
 
-CONFIGS = {
-    # ~1.2M parameters: trains on a laptop CPU.
+PRESETS = {
+    # ~1.1M parameters: trains on a laptop CPU.
     "tiny": ModelConfig(),
     # MoGen-size, ~10M parameters.
     "base": ModelConfig(
@@ -67,7 +68,10 @@ CONFIGS = {
 }
 
 
+@register("pointinfinity", presets=PRESETS)
 class VelocityNet(nn.Module):
+    Config = ModelConfig
+
     def __init__(self, config: ModelConfig):
         super().__init__()
         c = self.config = config
@@ -100,17 +104,6 @@ class VelocityNet(nn.Module):
         # Zero output: the untrained network predicts zero velocity, a calm start.
         nn.init.zeros_(self.out.weight)
         nn.init.zeros_(self.out.bias)
-
-    @classmethod
-    def from_config(cls, config: str | dict | ModelConfig, **overrides) -> "VelocityNet":
-        """Build from a named config (``"tiny"``, ``"base"``), a dict or a ModelConfig."""
-        if isinstance(config, str):
-            if config not in CONFIGS:
-                raise ValueError(f"unknown model config {config!r}; choose from {sorted(CONFIGS)}")
-            config = CONFIGS[config]
-        if isinstance(config, ModelConfig):
-            config = asdict(config)
-        return cls(ModelConfig(**{**config, **overrides}))
 
     def knn_features(self, x: torch.Tensor, idx: torch.Tensor | None = None) -> torch.Tensor:
         """Scaled relative coordinates of each point's k neighbours, flattened: [B, N, 3k]."""
@@ -152,6 +145,3 @@ class VelocityNet(nn.Module):
             h = write(h, z)
         return self.out(self.out_norm(h))
 
-
-def count_parameters(model: nn.Module) -> int:
-    return sum(p.numel() for p in model.parameters())

@@ -32,7 +32,7 @@ from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 from scipy.spatial import cKDTree
 
-from .examples import grid_thin
+from mogen.augment.examples import grid_thin
 
 
 def neuron_clouds(points: np.ndarray, anchors_um: np.ndarray, neuron_ids: np.ndarray, radius_um: float,

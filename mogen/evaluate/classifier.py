@@ -21,6 +21,8 @@ import torch
 from torch import nn
 import torch.nn.functional as F
 
+from mogen.geometry import random_rotations
+
 
 def knn_indices(x: torch.Tensor, k: int, batch_size: int = 256) -> torch.Tensor:
     """Indices [B, N, k] of each point's k nearest neighbours (itself excluded).
@@ -99,15 +101,6 @@ class PlausibilityNet(nn.Module):
         h = F.relu(self.edge(points, idx))
         h = self.point(torch.cat([h, points], -1))
         return self.head(torch.cat([h.amax(1), h.mean(1)], -1)).squeeze(-1)
-
-
-def random_rotations(n: int, generator: torch.Generator) -> torch.Tensor:
-    """n uniform random 3D rotation matrices (QR of Gaussian matrices, sign-fixed)."""
-    q, r = torch.linalg.qr(torch.randn(n, 3, 3, generator=generator))
-    q = q * torch.sign(torch.diagonal(r, dim1=-2, dim2=-1)).unsqueeze(-2)
-    det = torch.det(q)
-    q[:, :, 0] *= det.unsqueeze(-1)
-    return q
 
 
 def train_classifier(
