@@ -7,7 +7,8 @@ import json
 import numpy as np
 
 from helpers import fragments
-from mogen.augment.random_walk import ball_crops, random_walk_skeleton, tube_surface_points
+from mogen.augment.random_walk import random_walk_skeleton, random_walk_surface
+from mogen.data.fragments import crop_fragments
 from mogen.data.dataset import manifest_hash, write_dataset
 from mogen.samples import write_samples as save_samples
 
@@ -20,9 +21,8 @@ def write_tiny_dataset(root, n_neurons=5, radius_um=10.0, n_points=512, seed=0):
         nid, split = f"rw{k}", ("test" if k == n_neurons - 1 else "train")
         nodes, parents, radii = random_walk_skeleton(rng, n_nodes=120)
         nodes = nodes + rng.normal(scale=2.0, size=3)  # neurons overlap, as in neuropil
-        surface = tube_surface_points(nodes, parents, radii, 30000, rng)
         anchors = nodes[::5]
-        pts, kept = ball_crops(surface, anchors, radius_um, n_points, rng)
+        pts, kept = crop_fragments(random_walk_surface(nodes, parents, radii), anchors, radius_um, n_points, rng)
         frags[nid] = fragments(pts, anchors[kept])
         splits[split].append(nid)
         neurons.append(dict(id=nid, source="random walk", kind="skeleton", split=split, fragments=len(pts),

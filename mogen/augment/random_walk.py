@@ -1,8 +1,8 @@
-"""Tube surfaces, ball crops and random-walk neurons: the control arm's "synthetic" data.
+"""Random-walk neurons: the control arm's "synthetic" data.
 
 A random-walk neuron is the simplest thing that looks like a neuron at 10 µm: tubes that wander
 with some persistence and branch now and then. It is the baseline a learned generator must beat
-when its fragments are used for augmentation (``eval/augment.py`` arm "random-walk").
+when its fragments are used for augmentation (the reconstruction benchmark's "random-walk" arm).
 
 Skeletons here are ``(nodes [M, 3] µm, parents [M] int, -1 at roots, radii [M] µm)``.
 
@@ -11,7 +11,7 @@ Examples
 >>> import numpy as np
 >>> rng = np.random.default_rng(0)
 >>> nodes, parents, radii = random_walk_skeleton(rng, n_nodes=200)
->>> pts = tube_surface_points(nodes, parents, radii, 1000, rng)
+>>> pts = random_walk_surface(nodes, parents, radii).sample(1000, rng)
 >>> frags = random_walk_fragments(8, n_points=256, radius_um=10.0, seed=0)
 >>> frags.shape, bool(np.abs(frags).max() <= 1.0 + 1e-6)
 ((8, 256, 3), True)
@@ -20,7 +20,9 @@ Examples
 from __future__ import annotations
 
 import numpy as np
-from scipy.spatial import cKDTree
+
+from mogen.data.fragments import crop_fragments
+from mogen.data.surface import TubeSurface
 
 
 def _unit(v: np.ndarray) -> np.ndarray:
@@ -64,61 +66,14 @@ def random_walk_skeleton(
     return np.asarray(nodes), np.asarray(parents), np.asarray(radii)
 
 
-def tube_surface_points(
-    nodes: np.ndarray,
-    parents: np.ndarray,
-    radii: np.ndarray,
-    n_points: int,
-    rng: np.random.Generator,
-) -> np.ndarray:
-    """Sample ``n_points`` on the surface of the tubes along a skeleton's edges (area-weighted).
-
-    Each edge child→parent is a truncated cone with the two node radii.
-    """
+def random_walk_surface(nodes: np.ndarray, parents: np.ndarray, radii: np.ndarray) -> TubeSurface:
+    """The tube surface of a random-walk skeleton: the same frusta real skeletons get
+    (:class:`mogen.data.surface.TubeSurface`), so both are sampled the same way."""
     child = np.flatnonzero(parents >= 0)
     if len(child) == 0:
         raise ValueError("skeleton has no edges to put a surface on")
     par = parents[child]
-    p0, p1 = nodes[child], nodes[par]
-    r0, r1 = radii[child], radii[par]
-    length = np.linalg.norm(p1 - p0, axis=1)
-    area = np.pi * (r0 + r1) * np.maximum(length, 1e-9)
-    e = rng.choice(len(child), size=n_points, p=area / area.sum())
-    t = rng.random(n_points)
-    axis = _unit(p1[e] - p0[e])
-    # two unit vectors perpendicular to each edge's axis
-    helper = np.where(np.abs(axis[:, :1]) < 0.9, np.array([[1.0, 0, 0]]), np.array([[0, 1.0, 0]]))
-    u = _unit(np.cross(axis, helper))
-    v = np.cross(axis, u)
-    theta = rng.uniform(0, 2 * np.pi, n_points)
-    r = r0[e] + t * (r1[e] - r0[e])
-    centre = p0[e] + t[:, None] * (p1[e] - p0[e])
-    return centre + r[:, None] * (np.cos(theta)[:, None] * u + np.sin(theta)[:, None] * v)
-
-
-def ball_crops(
-    surface: np.ndarray,
-    anchors: np.ndarray,
-    radius_um: float,
-    n_points: int,
-    rng: np.random.Generator,
-    min_points: int = 64,
-) -> tuple[np.ndarray, np.ndarray]:
-    """Crop balls of ``radius_um`` around ``anchors`` and resample each to ``n_points``.
-
-    Returns ``(fragments [F, n_points, 3] in unit-ball coordinates, kept [F] bool)``; anchors
-    whose ball holds fewer than ``min_points`` surface points are dropped (``kept`` False).
-    """
-    tree = cKDTree(surface)
-    out, kept = [], np.zeros(len(anchors), bool)
-    for i, idx in enumerate(tree.query_ball_point(anchors, radius_um)):
-        if len(idx) < min_points:
-            continue
-        pick = rng.choice(idx, size=n_points, replace=len(idx) < n_points)
-        out.append((surface[pick] - anchors[i]) / radius_um)
-        kept[i] = True
-    frags = np.stack(out).astype(np.float32) if out else np.zeros((0, n_points, 3), np.float32)
-    return frags, kept
+    return TubeSurface(nodes[par], nodes[child], radii[par], radii[child])
 
 
 def random_walk_fragments(
@@ -137,8 +92,7 @@ def random_walk_fragments(
     frags: list[np.ndarray] = []
     while sum(len(f) for f in frags) < n:
         nodes, parents, radii = random_walk_skeleton(rng, n_nodes=int(rng.integers(150, 600)))
-        surface = tube_surface_points(nodes, parents, radii, 40 * len(nodes), rng)
         anchors = nodes[rng.choice(len(nodes), size=per_neuron)]
-        f, _ = ball_crops(surface, anchors, radius_um, n_points, rng)
+        f, _ = crop_fragments(random_walk_surface(nodes, parents, radii), anchors, radius_um, n_points, rng)
         frags.append(f)
     return np.concatenate(frags)[:n]

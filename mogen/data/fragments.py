@@ -132,6 +132,28 @@ class Cropper:
         return np.concatenate(kept)[:n], total * got / tried
 
 
+def crop_fragments(surface: Surface, anchors: np.ndarray, radius: float, points: int, rng: np.random.Generator,
+                   min_area: float = 0.0, limit: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Unit-ball crops of ``surface`` around ``anchors`` (in order, until ``limit`` are made).
+
+    Returns ``(fragments [F, points, 3] float32, anchor index [F])``; anchors whose ball holds
+    less than ``min_area`` µm² of surface are skipped. Real neurons (:func:`make_fragments`)
+    and the random-walk control (:mod:`mogen.augment.random_walk`) are cropped by this one function.
+    """
+    cropper = Cropper(surface, radius)
+    out, used = [], []
+    for i, anchor in enumerate(anchors):
+        pts, _ = cropper.crop(anchor, points, rng, min_area)
+        if pts is None:
+            continue
+        out.append((pts / radius).astype(np.float32))
+        used.append(i)
+        if limit and len(out) >= limit:
+            break
+    frags = np.stack(out) if out else np.zeros((0, points, 3), np.float32)
+    return frags, np.asarray(used, dtype=np.int64)
+
+
 @dataclass
 class Fragments:
     """Fragments of one neuron (F rows)."""
@@ -185,23 +207,15 @@ def make_fragments(
     anchors, nearest = anchors_along_cable(xyz, pidx, spacing, rng)
     order = rng.permutation(len(anchors)) if max_fragments and len(anchors) > max_fragments else np.arange(len(anchors))
     limit = max_fragments or len(anchors)
-    cropper = Cropper(neuron_surface(neuron, radius), radius)
     min_area = min_area_frac * np.pi * radius**2
-    out_pts, out_idx, skipped = [], [], 0
-    for i in order:
-        pts, _ = cropper.crop(anchors[i], points, rng, min_area)
-        if pts is None:
-            skipped += 1
-            continue
-        out_pts.append((pts / radius).astype(np.float32))
-        out_idx.append(i)
-        if len(out_pts) >= limit:
-            break
-    if not out_pts:
+    pts, idx = crop_fragments(neuron_surface(neuron, radius), anchors[order], radius, points, rng, min_area, limit)
+    tried = int(idx.max()) + 1 if len(idx) >= limit else len(anchors)  # crops stop once the limit is reached
+    skipped = tried - len(idx)
+    if not len(pts):
         raise DataError(neuron.source, "neuron", f"no fragment: all {len(anchors)} anchors have less than {min_area:.3g} µm² of surface within {radius:g} µm")
-    idx = np.asarray(out_idx)
+    idx = order[idx]
     keep = np.argsort(idx)  # store in cable order, not draw order
-    pts = np.stack(out_pts)[keep]
+    pts = pts[keep]
     idx = idx[keep]
     leaves = np.array([mst_leaf_count(p) for p in pts], dtype=np.int32)
     return Fragments(
