@@ -1,59 +1,105 @@
-"""Agglomeration replay: covered cable, the split floor, merges counted at contacts."""
+"""Agglomeration and error counting (splits / merges per mm, VOI, adapted Rand) on hand-made cases."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from mogen.evaluate.replay import Replay, cable_in_crops, covered_cable_um
+from mogen.evaluate.replay import (VolumeTruth, agglomerate, best_threshold, cable_um, count_errors, errors_at,
+                                   segmentation_scores)
 
 
-def line_points(start, end, step=0.2):
-    start, end = np.asarray(start, float), np.asarray(end, float)
-    n = int(np.linalg.norm(end - start) / step) + 1
-    return start + np.linspace(0, 1, n)[:, None] * (end - start)
+def chain_volume():
+    """Object 1: a rod along x (40 voxels of 0.1 µm = 4 µm) cut into 4 supervoxels 1-2-3-4;
+    object 2: a short rod lying across supervoxel 2 (supervoxel 5), touching it."""
+    labels = np.zeros((12, 12, 40), np.uint32)
+    labels[4:7, 4:7, :] = 1
+    labels[7:10, :, 14:17] = 2
+    sv = np.zeros_like(labels)
+    for k in range(4):
+        sv[:, :, 10 * k : 10 * (k + 1)][labels[:, :, 10 * k : 10 * (k + 1)] == 1] = k + 1
+    sv[labels == 2] = 5
+    edges = np.array([[1, 2], [2, 3], [3, 4], [2, 5]])
+    return labels, sv, edges
 
 
-def test_cable_in_crops_counts_only_cable_near_anchors():
-    xyz = np.array([[0.0, 0, 0], [40.0, 0, 0], [100.0, 0, 0]])
-    parent = np.array([-1, 0, 1])
-    assert cable_in_crops(xyz, parent, np.array([[50.0, 0, 0]]), 10.0) == pytest.approx(20.0, abs=0.5)
-    # ends clip the crop; two crops far apart add up
-    assert cable_in_crops(xyz, parent, np.array([[5.0, 0, 0], [95.0, 0, 0]]), 10.0) == pytest.approx(30.0, abs=0.5)
-    # a crop covering everything gives the whole cable
-    assert cable_in_crops(xyz, parent, np.array([[50.0, 0, 0]]), 60.0) == pytest.approx(100.0, abs=1e-6)
+def test_count_errors_known_answer():
+    labels, sv, edges = chain_volume()
+    truth = VolumeTruth.build(sv, labels, edges, (0.1, 0.1, 0.1))
+    assert truth.same.tolist() == [True, True, True, False]
+    perfect = truth.errors(truth.same.astype(float), 0.5, voxels=True)
+    assert (perfect["splits"], perfect["merges"]) == (0, 0)
+    assert perfect["voi"] == pytest.approx(0.0, abs=1e-9) and perfect["arand"] == pytest.approx(0.0, abs=1e-9)
+    none = truth.errors(np.zeros(4), 0.5)
+    assert (none["splits"], none["merges"]) == (3, 0)  # three joins needed along the chain
+    everything = truth.errors(np.ones(4), 0.5, voxels=True)
+    assert (everything["splits"], everything["merges"]) == (0, 1)  # one cut needed
+    assert everything["voi_split"] == pytest.approx(0.0, abs=1e-9) and everything["voi_merge"] > 0
+    # one wrong join and one missed join
+    mixed = truth.errors(np.array([0.9, 0.1, 0.9, 0.9]), 0.5)
+    assert (mixed["splits"], mixed["merges"]) == (1, 1)
 
 
-def test_covered_cable_uses_manifest_when_all_anchors_kept(tmp_path):
-    entry = dict(id="a", source=str(tmp_path / "missing.swc"), fragments=10, anchors=10, skipped_anchors=0, cable_um=123.0)
-    assert covered_cable_um(entry, np.zeros((10, 3)), 10.0) == 123.0
-    entry["anchors"] = 50  # only some crops kept: needs the source, which is missing
-    with pytest.raises(FileNotFoundError, match="missing.swc"):
-        covered_cable_um(entry, np.zeros((10, 3)), 10.0)
+def test_splits_that_no_contact_could_mend_are_not_counted():
+    labels, sv, edges = chain_volume()
+    # drop the contact 2-3: object 1 falls into two parts no own contact links
+    truth = VolumeTruth.build(sv, labels, edges[[0, 2, 3]], (0.1, 0.1, 0.1))
+    assert truth.errors(np.array([1.0, 1.0, 0.0]), 0.5)["splits"] == 0
+    # a join through another object does not mend a split: two merges, not fewer splits
+    agg = agglomerate(6, np.array([[1, 5], [5, 2]]), np.ones(2), 0.5)
+    obj = np.array([0, 1, 1, 0, 0, 2])
+    own = np.array([0, 1, 1, 3, 4, 5])
+    assert count_errors(agg, obj, own, np.array([[1, 5], [5, 2]]), np.ones(2, bool)) == (0, 2)
 
 
-def test_replay_split_floor_and_merges():
-    # neuron "a": two straight pieces 60 µm apart (crops that never touch) -> one split nobody can mend;
-    # neuron "b" crosses a's first piece
-    a = np.concatenate([line_points([0, 0, 0], [40, 0, 0]), line_points([100, 0, 0], [140, 0, 0])])
-    b = line_points([20, -20, 0.5], [20, 20, 0.5])
-    rep = Replay({"a": a, "b": b}, ["a"], {"a": 80.0, "b": 40.0}, radius_um=10.0, n_points=64, piece_um=15.0, contact_um=1.0)
-    assert rep.floor["a"] == 2 and rep.summary["unjoinable_pieces"] == 1
-    assert rep.same.any() and (~rep.same).any()
-    perfect = rep.errors(rep.same.astype(float), 0.5)  # accept exactly the true contacts
-    assert perfect["splits"] == 0 and perfect["merges"] == 0
-    nothing = rep.errors(np.zeros(len(rep.edges)), 0.5)
-    assert nothing["splits"] == int((rep.same & rep.involved).sum()) > 0  # a chain of pieces: one join per contact
-    everything = rep.errors(np.ones(len(rep.edges)), 0.5)
-    assert everything["splits"] == 0 and everything["merges"] == int((~rep.same).sum()) > 0
-    assert everything["merge_per_mm"] == pytest.approx(everything["merges"] / 0.08)
+def test_voi_and_arand_known_values():
+    truth = np.zeros((1, 4, 4), np.int64)
+    truth[0, :2], truth[0, 2:] = 1, 2
+    merged = np.where(truth > 0, 7, 0)
+    s = segmentation_scores(truth, merged)
+    # two equal objects in one segment: H(truth | seg) = 1 bit, nothing split
+    assert s["voi_merge"] == pytest.approx(1.0) and s["voi_split"] == pytest.approx(0.0, abs=1e-12)
+    split = truth * 10 + (np.arange(4)[None, None, :] >= 2)
+    s = segmentation_scores(truth, np.where(truth > 0, split, 0))
+    assert s["voi_split"] == pytest.approx(1.0) and s["voi_merge"] == pytest.approx(0.0, abs=1e-12)
+    assert 0 < s["arand"] < 1
 
 
-def test_merges_through_another_neuron_do_not_cancel_splits():
-    # a's two pieces are joined only through b: that is two merges, not fewer splits than none
-    a = np.concatenate([line_points([0, 0, 0], [10, 0, 0]), line_points([30, 0, 0], [40, 0, 0])])
-    b = line_points([10.5, 0, 0], [29.5, 0, 0])
-    rep = Replay({"a": a, "b": b}, ["a"], {"a": 20.0, "b": 19.0}, radius_um=10.0, n_points=32, piece_um=100.0, contact_um=1.0)
-    assert rep.floor["a"] == 2 and (~rep.same).sum() == 2
-    everything = rep.errors(np.ones(len(rep.edges)), 0.5)
-    assert everything["splits"] == 0 and everything["merges"] == 2
+def test_cable_of_rods():
+    labels = np.zeros((20, 20, 100), np.uint32)
+    labels[8:12, 8:12, 5:95] = 1  # 9 µm along x (an even-width prism: the thinning's blind spot)
+    z, y, x = np.mgrid[:20, :20, :100]
+    labels[(np.abs(y - x * 0.15 - 2) < 2) & (z > 2) & (z < 6) & (x > 10) & (x < 90)] = 2  # oblique
+    cable = cable_um(labels, (0.1, 0.1, 0.1))
+    assert cable[1] == pytest.approx(9.0, rel=0.1)
+    assert cable[2] == pytest.approx(8.0 * np.hypot(1, 0.15), rel=0.15)
+
+
+def test_errors_per_mm_and_threshold_choice():
+    labels, sv, edges = chain_volume()
+    truth = VolumeTruth.build(sv, labels, edges, (0.1, 0.1, 0.1))
+    scores = np.array([0.8, 0.7, 0.9, 0.3])  # separable: true contacts score higher
+    t, err = best_threshold([truth], [scores])
+    assert 0.3 < t <= 0.7 and err == 0.0
+    out = errors_at([truth, truth], [np.zeros(4), np.ones(4)], 0.5)
+    assert (out["splits"], out["merges"]) == (3, 1)
+    assert out["errors_per_mm"] == pytest.approx(4 / (2 * truth.cable_mm))
+    assert out["split_per_mm"] + out["merge_per_mm"] == pytest.approx(out["errors_per_mm"])
+
+
+def test_cable_of_a_rendered_fragment_is_close_to_its_skeleton():
+    from mogen.augment.random_walk import random_walk_skeleton, random_walk_surface
+    from mogen.augment.render import Grid, points_to_solid
+    from mogen.data.fragments import crop_fragments
+
+    rng = np.random.default_rng(0)
+    nodes, parents, radii = random_walk_skeleton(rng, n_nodes=300, radius_um=(0.15, 0.8))
+    grid = Grid.around(nodes[150], 6.0, (100, 100, 100))
+    child = np.flatnonzero(parents >= 0)
+    t = np.linspace(0, 1, 51)[:, None, None]
+    steps = nodes[child][None] + t * (nodes[parents[child]] - nodes[child])[None]  # [51, E, 3]
+    inside = grid.index(steps.reshape(-1, 3))[1].reshape(51, -1)
+    exact = float((inside[1:] * np.linalg.norm(nodes[parents[child]] - nodes[child], axis=1) / 50).sum())
+    frags, _ = crop_fragments(random_walk_surface(nodes, parents, radii), nodes[150:151], 10.0, 2048, rng)
+    solid = points_to_solid(frags[0] * 10.0 + nodes[150], grid).astype(np.uint32)
+    assert cable_um(solid, grid.voxel_um)[1] == pytest.approx(exact, rel=0.2)

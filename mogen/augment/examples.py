@@ -1,32 +1,32 @@
-"""Merge and split examples from neuron fragments.
+"""Merge candidates cut from a rendered, over-segmented volume: what an agglomeration step decides.
 
-A *merge candidate* is two pieces of neurite put in contact, the object an agglomerating
-reconstruction pipeline must accept (same neuron) or reject (two neurons):
+A *candidate* is a pair of supervoxels that share voxel faces. Agglomeration must join it when
+both pieces belong to one object (a *true* contact) and keep it apart when they belong to two
+(a *false* contact: joining it would merge two neurons).
 
-* **true join**: a fragment cut by a plane through its centre, the two halves put back;
-* **false merge**: the near half of one fragment and the far half of a fragment of *another*
-  neuron, cut by the same plane.
+The classifier sees each candidate as a point cloud: the surface of the two pieces together
+(voxels of either piece with a face neighbour that is in neither), within ``view_um`` of the
+contact, each point drawn uniformly inside its surface voxel, recentred on the contact and
+scaled to the unit ball. Training examples and test candidates are cut by this one function
+from volumes rendered by the one renderer, so real, generated and control objects differ only
+in their shapes.
 
-Contact geometry is drawn the same way in both classes so that only morphology tells them
-apart: the far piece is moved along the plane's normal until the closest distance between the
-pieces equals a contact distance drawn from one distribution, the candidate is recentred on the
-contact point, cropped to the unit ball and thinned on a fixed grid (so point density, which
-differs between fragments, is no clue either).
-
-A *split example* is one half of a cut fragment: an object that ends abruptly at the cut, as a
-segment does where a reconstruction broke a neurite.
-
-All coordinates are unit-ball fragment coordinates (µm / R).
+The controls' deformations live here too: :func:`jitter` and :func:`elastic_deform` turn real
+fragments into control objects.
 
 Examples
 --------
 >>> import numpy as np
->>> from mogen.augment.random_walk import random_walk_fragments
->>> frags = random_walk_fragments(16, n_points=1024, seed=0)
->>> ids = np.repeat(np.arange(4), 4)
->>> pool = build_candidates(frags, ids, 8, n_points=256, seed=0)
->>> pool.points.shape, sorted(set(pool.labels.tolist()))
-((8, 256, 3), [0, 1])
+>>> from mogen.augment.render import Grid
+>>> grid = Grid.around(np.zeros(3), (1.0, 1.0, 4.0), (100, 100, 100))
+>>> labels = np.zeros(grid.shape, np.uint32); labels[3:7, 3:7, :] = 1  # one rod along x
+>>> sv = labels.copy(); sv[..., 20:] = 2 * labels[..., 20:]             # cut in two
+>>> cand = find_candidates(sv, labels, grid)
+>>> cand.edges.tolist(), cand.same.tolist(), np.round(cand.contact_um, 2).tolist()
+([[1, 2]], [True], [[0.0, 0.0, 0.0]])
+>>> views = ViewCutter(sv, grid).views(cand.edges, cand.contact_um, view_um=1.0, n_points=64, seed=0)
+>>> views.shape, bool(np.abs(views).max() <= 1.0)
+((1, 64, 3), True)
 """
 
 from __future__ import annotations
@@ -34,204 +34,112 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.spatial import cKDTree
 
-# Contact distances in unit-ball units (×R µm: 0.05–0.5 µm at R = 10 µm), a gap that a
-# membrane-plus-cleft boundary in EM leaves between two touching objects.
-CONTACT_RANGE = (0.005, 0.05)
-# Grid cell used to even out point density before sampling (0.4 µm at R = 10 µm).
-GRID_CELL = 0.04
-# Band around the cut plane searched for the closest pair; exact for the shifts used.
-_SLAB = 0.35
-_SHIFT_RANGE = (-0.2, 0.5)
+from mogen.augment.render import Grid, face_contacts
 
 
 @dataclass
 class Candidates:
-    """A set of merge candidates.
+    """Merge candidates of one volume.
 
-    points [n, P, 3] float32 (centred on the contact), labels [n] int8 (1 true join, 0 false
-    merge), contact_distance [n] (realised closest distance between the two pieces), shift [n]
-    (how far the far piece moved along the normal), piece_fraction [n] (share of points in the
-    near piece), neuron_a / neuron_b [n] (source neuron ids).
+    ``edges`` [E, 2] supervoxel ids (low first), ``faces`` [E] shared voxel faces,
+    ``contact_um`` [E, 3] xyz centre of the shared faces, ``objects`` [E, 2] ground-truth object
+    labels of the two pieces.
     """
 
-    points: np.ndarray
-    labels: np.ndarray
-    contact_distance: np.ndarray
-    shift: np.ndarray
-    piece_fraction: np.ndarray
-    neuron_a: np.ndarray
-    neuron_b: np.ndarray
+    edges: np.ndarray
+    faces: np.ndarray
+    contact_um: np.ndarray
+    objects: np.ndarray
 
     def __len__(self) -> int:
-        return len(self.labels)
+        return len(self.edges)
+
+    @property
+    def same(self) -> np.ndarray:
+        """True where both pieces belong to one object (a join an agglomeration should make)."""
+        return self.objects[:, 0] == self.objects[:, 1]
+
+    @property
+    def false_fraction(self) -> float:
+        """Share of candidates that would merge two objects."""
+        return float((~self.same).mean()) if len(self) else float("nan")
 
 
-def grid_thin(points: np.ndarray, cell: float = GRID_CELL) -> np.ndarray:
-    """Keep one point per grid cell (the first), so density no longer depends on the source."""
-    keys = np.floor(points / cell).astype(np.int64)
-    _, first = np.unique(keys, axis=0, return_index=True)
-    return points[np.sort(first)]
+def supervoxel_objects(supervoxels: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """Ground-truth object of every supervoxel id, as an array indexed by id (0 for background).
 
-
-def random_unit_vector(rng: np.random.Generator) -> np.ndarray:
-    v = rng.normal(size=3)
-    return v / np.linalg.norm(v)
-
-
-def _closest(tree: cKDTree, pts: np.ndarray) -> tuple[float, int, int]:
-    d, j = tree.query(pts)
-    i = int(np.argmin(d))
-    return float(d[i]), int(j[i]), i
-
-
-def join_pieces(
-    near: np.ndarray,
-    far: np.ndarray,
-    normal: np.ndarray,
-    contact: float,
-    n_points: int,
-    rng: np.random.Generator,
-    tol: float = 1e-3,
-    view: float = 1.0,
-) -> tuple[np.ndarray, float, float, float] | None:
-    """Move ``far`` along ``normal`` until its closest distance to ``near`` is ``contact``.
-
-    The candidate is what lies within ``view`` of the contact point, scaled by 1/``view`` so
-    it fills the unit ball (``view`` < 1 zooms in on the contact).
-
-    Returns ``(cloud [n_points, 3] centred on the contact point, realised distance, shift,
-    near fraction)`` or None when no shift in the searched range gives that distance (the
-    caller then draws another plane; the rule is the same for both classes).
+    Raises ``ValueError`` when a supervoxel covers two objects (supervoxels must be pure).
     """
-    near_band = near[near @ normal > -_SLAB]
-    far_band = far[far @ normal < _SLAB]
-    if len(near_band) == 0 or len(far_band) == 0:
-        return None
-    tree = cKDTree(near_band)
-    lo, hi = _SHIFT_RANGE
-    if _closest(tree, far_band + lo * normal)[0] >= contact:
-        return None
-    if _closest(tree, far_band + hi * normal)[0] < contact:
-        return None
-    for _ in range(40):  # bisection on the shift
-        mid = 0.5 * (lo + hi)
-        d = _closest(tree, far_band + mid * normal)[0]
-        if abs(d - contact) < tol:
-            break
-        lo, hi = (mid, hi) if d < contact else (lo, mid)
-    d, j, i = _closest(tree, far_band + mid * normal)
-    centre = 0.5 * (near_band[j] + far_band[i] + mid * normal)
-    moved = far + mid * normal
-    cloud = np.concatenate([near, moved]) - centre
-    is_near = np.r_[np.ones(len(near), bool), np.zeros(len(moved), bool)]
-    inside = np.linalg.norm(cloud, axis=1) <= view
-    cloud, is_near = cloud[inside] / view, is_near[inside]
-    pick = rng.choice(len(cloud), size=n_points, replace=len(cloud) < n_points)
-    return cloud[pick].astype(np.float32), d, mid, float(is_near.mean())
+    sv, lab = supervoxels.ravel(), labels.ravel()
+    out = np.zeros(int(sv.max()) + 1, np.int64)
+    out[sv] = lab
+    if not np.array_equal(out[sv], lab):
+        raise ValueError("a supervoxel covers more than one ground-truth object")
+    return out
 
 
-def split_example(fragment: np.ndarray, rng: np.random.Generator, min_fraction: float = 0.2) -> np.ndarray:
-    """One half of ``fragment`` cut by a random plane through its centre (a truncated object)."""
-    for _ in range(50):
-        n = random_unit_vector(rng)
-        side = fragment @ n < 0
-        if min_fraction <= side.mean() <= 1 - min_fraction:
-            return fragment[side]
-    raise ValueError("no plane through the centre splits this fragment into two real pieces")
+def find_candidates(supervoxels: np.ndarray, labels: np.ndarray, grid: Grid, min_faces: int = 1) -> Candidates:
+    """Every pair of supervoxels sharing at least ``min_faces`` voxel faces."""
+    pairs, faces, centre = face_contacts(supervoxels)
+    keep = faces >= min_faces
+    pairs, faces, centre = pairs[keep], faces[keep], centre[keep]
+    obj = supervoxel_objects(supervoxels, labels)
+    return Candidates(pairs, faces, grid.to_um(centre), obj[pairs])
 
 
-def build_candidates(
-    fragments: np.ndarray,
-    neuron_ids: np.ndarray,
-    n: int,
-    n_points: int = 512,
-    seed: int = 0,
-    true_fraction: float = 0.5,
-    partners: tuple[np.ndarray, np.ndarray] | None = None,
-    only: str | None = None,
-    min_fraction: float = 0.15,
-    view: float = 1.0,
-    progress: bool = False,
-) -> Candidates:
-    """Draw ``n`` merge candidates from unit-ball ``fragments`` [F, N, 3] of ``neuron_ids`` [F].
+class ViewCutter:
+    """Surface voxels of every supervoxel, grouped by supervoxel, for cutting candidate views.
 
-    A candidate is a true join with probability ``true_fraction``. False merges take the far
-    piece from a fragment of another neuron, from ``partners = (fragments, ids)`` when given
-    (e.g. other held-out neurons) else from ``fragments`` itself. ``only="true"``/``"false"``
-    draws one class. The plane must leave at least ``min_fraction`` of each fragment's points on
-    each side, in both classes. ``view`` (≤ 1) zooms on the contact: the candidate is the ball
-    of radius ``view`` around it, rescaled to the unit ball.
+    A voxel at the volume's edge is not a surface voxel because of the edge (the object goes
+    on beyond it).
     """
+
+    def __init__(self, supervoxels: np.ndarray, grid: Grid):
+        self.grid = grid
+        padded = np.pad(supervoxels, 1, mode="edge")
+        core = padded[1:-1, 1:-1, 1:-1]
+        shifted = [padded[tuple(slice(1 + d[a], padded.shape[a] - 1 + d[a]) for a in range(3))]
+                   for d in ((-1, 0, 0), (1, 0, 0), (0, -1, 0), (0, 1, 0), (0, 0, -1), (0, 0, 1))]
+        edge = (core > 0) & np.any([s != core for s in shifted], axis=0)
+        where = np.argwhere(edge)
+        own = core[edge].astype(np.int64)
+        order = np.argsort(own, kind="stable")
+        self.ijk = where[order]
+        self.own = own[order]
+        self.neighbours = np.stack([s[edge] for s in shifted], 1)[order].astype(np.int64)
+        self.start = np.searchsorted(self.own, np.arange(int(supervoxels.max()) + 2))
+
+    def rows(self, sv: int) -> np.ndarray:
+        return np.arange(self.start[sv], self.start[sv + 1])
+
+    def surface(self, a: int, b: int) -> np.ndarray:
+        """Voxel indices [m, 3] of the surface of supervoxels ``a`` ∪ ``b``."""
+        rows = np.r_[self.rows(a), self.rows(b)]
+        nb = self.neighbours[rows]
+        outer = np.any((nb != a) & (nb != b), axis=1)
+        return self.ijk[rows[outer]]
+
+    def views(self, edges: np.ndarray, contact_um: np.ndarray, view_um: float, n_points: int, seed: int = 0) -> np.ndarray:
+        """Unit-ball views [E, n_points, 3] float32 of each candidate (see the module docstring)."""
+        rng = np.random.default_rng(seed)
+        out = np.zeros((len(edges), n_points, 3), np.float32)
+        vox = self.grid.voxel_xyz
+        for e, ((a, b), c) in enumerate(zip(edges, contact_um)):
+            ijk = self.surface(int(a), int(b))
+            pts = self.grid.to_um(ijk) + (rng.random((len(ijk), 3)) - 0.5) * vox - c
+            pts = pts[np.einsum("ij,ij->i", pts, pts) <= view_um**2]
+            if len(pts):
+                out[e] = pts[rng.choice(len(pts), n_points, replace=len(pts) < n_points)] / view_um
+        return out
+
+
+# ----------------------------------------------------------------------------- control objects
+def jitter(fragments: np.ndarray, sigma: float, seed: int = 0) -> np.ndarray:
+    """Copies of fragments [F, N, 3] with Gaussian noise of ``sigma`` (same units) on every point."""
     rng = np.random.default_rng(seed)
-    neuron_ids = np.asarray(neuron_ids).astype(str)
-    p_frags, p_ids = (fragments, neuron_ids) if partners is None else (partners[0], np.asarray(partners[1]).astype(str))
-    if len(fragments) == 0:
-        raise ValueError("no fragments to build merge candidates from")
-    want_false = only != "true" and true_fraction < 1
-    if want_false and len(set(p_ids) | set(neuron_ids)) < 2:
-        raise ValueError("false merges need fragments of at least two neurons")
-    thinned: dict[tuple[int, int], np.ndarray] = {}
-
-    def thin(which: int, i: int) -> np.ndarray:
-        if (which, i) not in thinned:
-            src = fragments if which == 0 else p_frags
-            thinned[(which, i)] = grid_thin(np.asarray(src[i], dtype=np.float64))
-        return thinned[(which, i)]
-
-    out = {k: [] for k in ("points", "labels", "contact_distance", "shift", "piece_fraction", "neuron_a", "neuron_b")}
-    bar = None
-    if progress:
-        from tqdm import tqdm
-
-        bar = tqdm(total=n, desc="merge candidates", leave=False)
-    tries = 0
-    label = None
-    while len(out["labels"]) < n:
-        tries += 1
-        if tries > 50 * n + 1000:
-            raise RuntimeError(f"could only build {len(out['labels'])} of {n} candidates; fragments too small?")
-        # the class is drawn once per candidate and kept through retries, so failures do not
-        # tilt the class balance
-        if label is None:
-            label = 1 if only == "true" else 0 if only == "false" else int(rng.random() < true_fraction)
-        a = int(rng.integers(len(fragments)))
-        if label:
-            b_src, b = 0, a
-        else:
-            others = np.flatnonzero(p_ids != neuron_ids[a])
-            if len(others) == 0:
-                continue
-            b_src, b = (0 if partners is None else 1), int(rng.choice(others))
-        A, B = thin(0, a), thin(b_src, b)
-        normal = random_unit_vector(rng)
-        side_a, side_b = A @ normal < 0, B @ normal < 0
-        # the same rule for both classes: each fragment must have enough points on both sides
-        # of the plane (as a true join's single fragment must)
-        if not (min_fraction <= side_a.mean() <= 1 - min_fraction and min_fraction <= side_b.mean() <= 1 - min_fraction):
-            continue
-        near, far = A[side_a], B[~side_b]
-        joined = join_pieces(near, far, normal, rng.uniform(*CONTACT_RANGE), n_points, rng, view=view)
-        if joined is None:
-            continue
-        cloud, d, shift, frac = joined
-        for k, v in zip(out, (cloud, label, d, shift, frac, neuron_ids[a], (p_ids if b_src else neuron_ids)[b])):
-            out[k].append(v)
-        label = None
-        if bar is not None:
-            bar.update(1)
-    if bar is not None:
-        bar.close()
-    return Candidates(
-        points=np.stack(out["points"]).astype(np.float32),
-        labels=np.asarray(out["labels"], np.int8),
-        contact_distance=np.asarray(out["contact_distance"]),
-        shift=np.asarray(out["shift"]),
-        piece_fraction=np.asarray(out["piece_fraction"]),
-        neuron_a=np.asarray(out["neuron_a"]),
-        neuron_b=np.asarray(out["neuron_b"]),
-    )
+    frags = np.asarray(fragments, dtype=np.float64)
+    return (frags + rng.normal(scale=sigma, size=frags.shape)).astype(np.float32)
 
 
 def elastic_deform(fragments: np.ndarray, seed: int = 0, jitter: float = 0.005, strength: float = 0.06,
@@ -241,6 +149,13 @@ def elastic_deform(fragments: np.ndarray, seed: int = 0, jitter: float = 0.005, 
     Each fragment gets a random anisotropic scaling (±``scale``), a smooth displacement field
     (a sum of ``n_centres`` Gaussian bumps of ``width`` with amplitude ``strength``) and
     per-point Gaussian jitter of ``jitter``.
+
+    Examples
+    --------
+    >>> f = np.random.default_rng(0).normal(scale=0.3, size=(2, 100, 3))
+    >>> d = elastic_deform(f, seed=0)
+    >>> d.shape, bool(0 < np.abs(d - f).mean() < 0.1)
+    ((2, 100, 3), True)
     """
     rng = np.random.default_rng(seed)
     frags = np.asarray(fragments, dtype=np.float64)

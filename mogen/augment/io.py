@@ -1,11 +1,14 @@
-"""Write (and read back) raw + label volumes as zarr or HDF5 for segmentation training tools.
+"""Label volumes on disk (zarr or HDF5): the one reader and writer.
 
 Layout, the same in both formats::
 
-    raw      uint8  [z, y, x]
-    labels   uint64 [z, y, x]   0 = background
+    labels       uint64 [z, y, x]   ground-truth objects, 0 = background
+    supervoxels  uint64 [z, y, x]   (optional) the over-segmentation the benchmark agglomerates
+    raw          uint8  [z, y, x]   (optional) EM-like image for segmentation training
     attrs on each array:  resolution [z, y, x] nm, offset [z, y, x] nm,
                           voxel_size [z, y, x] nm, axis_names ["z", "y", "x"], units ["nm", ...]
+    file attribute "mogen": JSON record of what the volume holds (objects and their cells,
+                            how it was made)
 
 ``resolution``/``offset`` are what gunpowder's ``ZarrSource``/``Hdf5Source`` read;
 PyTorch Connectomics reads an HDF5 dataset by name (``raw`` / ``labels``) with its resolution
@@ -15,10 +18,10 @@ Examples
 --------
 >>> import numpy as np, tempfile, os
 >>> d = tempfile.mkdtemp()
->>> raw, lab = np.zeros((2, 3, 4), np.uint8), np.ones((2, 3, 4), np.uint64)
->>> p = write_volume(os.path.join(d, "v.zarr"), raw, lab, voxel_nm=(40, 8, 8))
->>> vol = read_volume(p); vol["labels"].shape, vol["attrs"]["resolution"]
-((2, 3, 4), [40.0, 8.0, 8.0])
+>>> lab = np.ones((2, 3, 4), np.uint64)
+>>> p = write_volume(os.path.join(d, "v.zarr"), lab, voxel_nm=(40, 8, 8), metadata={"cells": ["a"]})
+>>> vol = read_volume(p); vol["labels"].shape, vol["attrs"]["resolution"], vol["metadata"]["cells"], vol["raw"]
+((2, 3, 4), [40.0, 8.0, 8.0], ['a'], None)
 """
 
 from __future__ import annotations
@@ -29,77 +32,109 @@ from pathlib import Path
 
 import numpy as np
 
+from mogen.errors import UsageError, VolumeError
+
 FORMATS = {".zarr": "zarr", ".h5": "hdf5", ".hdf5": "hdf5", ".hdf": "hdf5"}
+ARRAYS = ("labels", "supervoxels", "raw")
 
 
-def _attrs(voxel_nm, offset_nm, extra: dict | None) -> dict:
+def volume_format(path) -> str:
+    """``"zarr"`` or ``"hdf5"`` from the path's extension; :class:`UsageError` for any other."""
+    fmt = FORMATS.get(Path(path).suffix.lower())
+    if fmt is None:
+        raise UsageError(f"{path}: unsupported volume format {Path(path).suffix or '(no extension)'!r}; "
+                         f"use one of {', '.join(sorted(FORMATS))}")
+    return fmt
+
+
+def _attrs(voxel_nm, offset_nm) -> dict:
     voxel = [float(v) for v in voxel_nm]
-    a = dict(resolution=voxel, voxel_size=voxel, offset=[float(v) for v in offset_nm], axis_names=["z", "y", "x"],
-             units=["nm", "nm", "nm"])
-    if extra:
-        a.update(extra)
-    return a
+    return dict(resolution=voxel, voxel_size=voxel, offset=[float(v) for v in offset_nm], axis_names=["z", "y", "x"],
+                units=["nm", "nm", "nm"])
 
 
-def write_volume(path, raw: np.ndarray, labels: np.ndarray, voxel_nm, offset_nm=(0.0, 0.0, 0.0),
-                 metadata: dict | None = None, overwrite: bool = False) -> Path:
-    """Write ``raw`` and ``labels`` to ``path`` (``.zarr`` directory or ``.h5``/``.hdf5`` file).
+def write_volume(path, labels: np.ndarray, voxel_nm, offset_nm=(0.0, 0.0, 0.0), raw: np.ndarray | None = None,
+                 supervoxels: np.ndarray | None = None, metadata: dict | None = None, overwrite: bool = False) -> Path:
+    """Write a volume to ``path`` (``.zarr`` directory or ``.h5``/``.hdf5`` file).
 
-    ``metadata`` (JSON-serialisable) is stored as file-level attributes. Refuses to replace an
-    existing path unless ``overwrite``.
+    ``metadata`` (JSON-serialisable) is stored as the file attribute ``mogen``. Refuses to
+    replace an existing path unless ``overwrite``.
     """
     path = Path(path)
-    fmt = FORMATS.get(path.suffix.lower())
-    if fmt is None:
-        raise ValueError(f"{path}: unknown volume format {path.suffix!r}; use one of {sorted(FORMATS)}")
-    if raw.shape != labels.shape or raw.ndim != 3:
-        raise ValueError(f"raw {raw.shape} and labels {labels.shape} must be the same 3D [z, y, x] shape")
+    fmt = volume_format(path)
+    labels = np.asarray(labels)
+    if labels.ndim != 3:
+        raise ValueError(f"labels must be 3D [z, y, x], got shape {labels.shape}")
+    if not (len(voxel_nm) == 3 and all(np.isfinite(v) and v > 0 for v in voxel_nm)):
+        raise ValueError(f"voxel size must be three positive numbers (nm, z y x), got {voxel_nm}")
+    arrays = {"labels": labels.astype(np.uint64)}
+    for name, data, dtype in (("supervoxels", supervoxels, np.uint64), ("raw", raw, np.uint8)):
+        if data is not None:
+            if np.shape(data) != labels.shape:
+                raise ValueError(f"{name} {np.shape(data)} and labels {labels.shape} must have the same shape")
+            arrays[name] = np.asarray(data).astype(dtype)
     if path.exists():
         if not overwrite:
             raise FileExistsError(f"{path} exists; pass overwrite=True (--overwrite) to replace it")
         shutil.rmtree(path) if path.is_dir() else path.unlink()
-    attrs = _attrs(voxel_nm, offset_nm, None)
-    top = {k: json.loads(json.dumps(v)) for k, v in (metadata or {}).items()}
-    raw = np.asarray(raw, np.uint8)
-    labels = np.asarray(labels).astype(np.uint64)
-    chunks = tuple(min(s, c) for s, c in zip(raw.shape, (32, 128, 128)))
+    attrs = _attrs(voxel_nm, offset_nm)
+    record = json.loads(json.dumps(metadata or {}))
+    chunks = tuple(min(s, c) for s, c in zip(labels.shape, (64, 128, 128)))
     if fmt == "zarr":
         import zarr
 
         root = zarr.open_group(str(path), mode="w", zarr_format=2)
-        for name, data in (("raw", raw), ("labels", labels)):
+        for name, data in arrays.items():
             arr = root.create_array(name, shape=data.shape, dtype=data.dtype, chunks=chunks)
             arr[...] = data
             arr.attrs.update(attrs)
-        root.attrs.update(top)
+        root.attrs["mogen"] = record
     else:
         import h5py
 
         with h5py.File(path, "w") as f:
-            for name, data in (("raw", raw), ("labels", labels)):
+            for name, data in arrays.items():
                 ds = f.create_dataset(name, data=data, chunks=chunks, compression="gzip", compression_opts=4)
                 for k, v in attrs.items():
                     ds.attrs[k] = v
-            for k, v in top.items():
-                f.attrs[k] = json.dumps(v) if isinstance(v, (dict, list)) else v
+            f.attrs["mogen"] = json.dumps(record)
     return path
 
 
 def read_volume(path) -> dict:
-    """``{"raw", "labels", "attrs" (of labels), "metadata" (file-level)}`` from a written volume."""
+    """``{"labels", "supervoxels" (or None), "raw" (or None), "attrs" (of labels), "metadata"}``.
+
+    Raises :class:`mogen.errors.VolumeError` for a missing, unreadable or malformed volume.
+    """
     path = Path(path)
-    fmt = FORMATS.get(path.suffix.lower())
-    if fmt is None or not path.exists():
-        raise FileNotFoundError(f"{path}: not a .zarr/.h5 volume written by mogen augment render")
-    if fmt == "zarr":
-        import zarr
+    fmt = volume_format(path)
+    if not path.exists():
+        raise VolumeError(path, "", "no such volume (write one with `mogen augment render`)")
+    try:
+        if fmt == "zarr":
+            import zarr
 
-        root = zarr.open_group(str(path), mode="r")
-        return dict(raw=root["raw"][...], labels=root["labels"][...], attrs=dict(root["labels"].attrs),
-                    metadata=dict(root.attrs))
-    import h5py
+            root = zarr.open_group(str(path), mode="r")
+            names = set(root.array_keys())
+            if "labels" not in names:
+                raise VolumeError(path, "", f"no 'labels' array (arrays: {sorted(names)})")
+            out = {n: (root[n][...] if n in names else None) for n in ARRAYS}
+            attrs, record = dict(root["labels"].attrs), root.attrs.get("mogen", {})
+        else:
+            import h5py
 
-    with h5py.File(path, "r") as f:
-        attrs = {k: (v.tolist() if isinstance(v, np.ndarray) else v) for k, v in f["labels"].attrs.items()}
-        attrs = {k: ([x.decode() if isinstance(x, bytes) else x for x in v] if isinstance(v, list) else v) for k, v in attrs.items()}
-        return dict(raw=f["raw"][...], labels=f["labels"][...], attrs=attrs, metadata=dict(f.attrs))
+            with h5py.File(path, "r") as f:
+                if "labels" not in f:
+                    raise VolumeError(path, "", f"no 'labels' dataset (datasets: {sorted(f.keys())})")
+                out = {n: (f[n][...] if n in f else None) for n in ARRAYS}
+                attrs = {k: (v.tolist() if isinstance(v, np.ndarray) else v) for k, v in f["labels"].attrs.items()}
+                attrs = {k: ([x.decode() if isinstance(x, bytes) else x for x in v] if isinstance(v, list) else v)
+                         for k, v in attrs.items()}
+                record = json.loads(f.attrs["mogen"]) if "mogen" in f.attrs else {}
+    except VolumeError:
+        raise
+    except Exception as exc:  # zarr/h5py raise many types for a damaged store
+        raise VolumeError(path, "", f"unreadable volume ({type(exc).__name__}: {exc})") from None
+    if out["labels"].ndim != 3:
+        raise VolumeError(path, "labels", f"shape {out['labels'].shape}, expected 3D [z, y, x]")
+    return dict(out, attrs=attrs, metadata=record)

@@ -1,76 +1,139 @@
-"""Does augmenting with generated fragments cut reconstruction errors? The augmentation experiment.
+"""Reconstruction benchmark: do synthetic neurons, rendered into segmentation training data, cut errors per mm?
 
-    python -m mogen.evaluate.augment --real DATASET_DIR --synthetic SAMPLES.npz [--share 0.1] [--seeds 5] --out DIR
+    python -m mogen.evaluate.augment --real DATASET --synthetic SAMPLES.npz --out DIR    (= mogen benchmark)
+    python -m mogen.evaluate.augment --quick --real DATASET [--synthetic SAMPLES.npz] --out DIR
 
-A point-cloud classifier (``mogen.evaluate.classifier``) learns to tell true joins from false
-merges (``mogen.augment.examples``). Arms differ only in what replaces a share p of each batch:
+One path for every arm (mogen.augment.volume):
+  1. pack: fragments of the neurons of a split, at random rotations and positions, into a block
+     as dense as random packing allows (a placement is rejected when too much of it would lie
+     inside objects already there), so neurites of different cells touch often;
+  2. render every object with the one renderer (surface points -> solid) into a label volume,
+     written as zarr with its voxel size and the cells it holds (DIR/volumes);
+  3. over-segment it as a segmenter fails (block cuts + watershed splits at thin necks);
+  4. candidates = touching supervoxel pairs; each is cut into a unit-ball view of the two pieces'
+     surface around the contact — training examples and test candidates by the same code;
+  5. arms differ only in the training volumes: a share (--share) of their real objects is
+     replaced, at the same placements, by the arm's objects (mogen.augment.arms: synthetic =
+     generated fragments; controls = jittered real, elastically deformed real, random-walk);
+  6. a point-cloud plausibility classifier (mogen.evaluate.classifier) learns true from false
+     contacts; its agglomeration threshold is the one with the fewest errors on the validation
+     volumes; on the test volumes (other cells) supervoxels are joined by score and residual
+     split + merge errors are counted per mm of cable (mogen.evaluate.replay), with VOI and
+     adapted Rand error of the agglomerated segmentation.
 
-* ``real``          nothing (real merge candidates only)
-* ``synthetic``     candidates built from the generator's samples (SAMPLES.npz), p ∈ ``--shares`` ∪ {``--share``}
-* ``jitter``        control: candidates from jittered, elastically deformed real fragments
-* ``random-walk``   control: candidates from random-walk neurons (controls at ``--control-shares``,
-                    default ``--share``; as many fragments as SAMPLES.npz holds)
+Runs: every arm x seed (classifier training) x packing (independent volumes). Each arm's mean
+and 95% CI resample packings and seeds within them (two-level bootstrap); its reduction vs real
+is paired on (packing, seed), with the minimum detectable effect (2.8 x its standard error).
+DIR gets report.json, report.md, augment.png. Finished volumes and runs are cached (DIR/cache),
+so a stopped run resumes and new seeds or arms reuse what exists.
 
-Every arm uses the same steps, batch size, schedule, candidate pools and seeds. The accept
-threshold is set on real validation true joins (``--acceptance`` of them accepted); on the
-held-out test neurons we count false merges accepted + true joins rejected, AUROC, and replay
-agglomeration (``mogen.evaluate.replay``): residual split + merge errors per mm of covered cable,
-with its threshold set on the validation neurons' own over-segmentation (fewest errors there, or
-the same acceptance when the validation neurons never touch). Each
-arm's mean and 95% CI over seeds, and its relative change vs ``real`` with a paired bootstrap CI
-over seeds, go to ``DIR/report.json``, ``DIR/report.md`` and ``DIR/augment.png``. A learning curve
-over the number of real training neurons (real only) shows whether the baseline is data-starved.
-
-Splits are by neuron and come from the dataset's manifest. If it has no validation neurons (the
-default navis dataset: 4 train / 0 val / 1 test), one train neuron is held out as validation and
-is never used to train the classifier. The command refuses SAMPLES.npz whose generator was
-trained on any validation or test neuron of the dataset (``train_neurons`` in the npz).
+Leak checks go through mogen.data.check_generator (cells, not file names): the generator must
+not have seen validation or test cells, and must have been trained on --real unless
+--allow-foreign-generator. --test-data DIR (a folder made by `mogen prepare`) replaces the test
+split by all of DIR's cells; none of them may be a classifier training cell.
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
+import hashlib
 import json
 import multiprocessing as mp
 import os
+import pickle
+import shutil
 import sys
 import time
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 
-from mogen.augment.examples import build_candidates, elastic_deform
-from mogen.augment.random_walk import random_walk_fragments
-from mogen.data import check_generator, read_split
+from mogen.augment.arms import ARMS, ArmSources
+from mogen.augment.volume import MAX_VOXELS, Obj, VolumeSpec, cut_candidates, render_volume
+from mogen.data import SPLITS, check_generator, read_manifest, read_split
+from mogen.data.dataset import cell_of
 from mogen.errors import UsageError
-from mogen.samples import read_samples
 
-ARMS = ("real", "synthetic", "jitter", "random-walk")
-_STATE: dict = {}  # pools shared with forked workers
-
-
-# ----------------------------------------------------------------------------- inputs
-def load_split(root: Path, split: str) -> tuple[np.ndarray, dict]:
-    sp = read_split(root, split)
-    return sp.points, {"neuron_id": sp.neuron_id, "anchor_um": sp.anchor_um, "neurite_type": sp.neurite_type}
+# bump when what a cached volume / a cached run holds changes
+VOLUME_VERSION = 1
+RUN_VERSION = 2
 
 
-def generator_provenance(samples, samples_path: Path, dataset_dir: Path) -> dict:
-    """Refuse a generator that saw validation or test cells; say how it relates to this dataset."""
-    prov = samples.provenance
-    if prov.get("train_neurons") is None and prov.get("train_cells") is None:
-        raise UsageError(f"refusing: {samples_path} records no training cells, so it cannot be checked against "
-                         f"{dataset_dir}'s validation/test cells")
-    check = check_generator(prov, dataset_dir, held_out=("val", "test"), what=f"the generator behind {samples_path}")
-    trained = sorted(map(str, prov.get("train_neurons") or []))
-    return dict(generator_train_neurons=trained, same_dataset=check["same_dataset"],
-                samples_manifest_hash=str(prov.get("manifest_hash", "")), checkpoint=str(prov.get("checkpoint", "")),
-                n_samples=len(samples))
+# ----------------------------------------------------------------------------- settings
+@dataclass(frozen=True)
+class Settings:
+    """Every setting of one experiment (see ``add_arguments`` for their meaning)."""
+
+    real: str
+    out: str
+    synthetic: str | None = None
+    test_data: str | None = None
+    arms: tuple[str, ...] = ("real", "synthetic", "jitter", "elastic", "random-walk")
+    share: float = 0.1
+    seeds: int = 10
+    packings: int = 3
+    train_volumes: int = 6
+    val_volumes: int = 2
+    test_volumes: int = 3
+    volume: VolumeSpec = field(default_factory=VolumeSpec)
+    steps: int = 1000
+    batch_size: int = 32
+    lr: float = 2e-3
+    workers: int = 2
+    data_seed: int = 0
+    allow_foreign_generator: bool = False
+    force: bool = False
+    quick: bool = False
+
+    def identity(self) -> dict:
+        """Everything that decides the report (not how it is scheduled: workers)."""
+        return _identity(self)
+
+
+@functools.lru_cache(maxsize=8)
+def _identity(s: Settings) -> dict:
+    from mogen.data import manifest_hash
+
+    d = json.loads(json.dumps(asdict(s), default=str))
+    for k in ("out", "workers", "force", "quick"):
+        d.pop(k)
+    d["real"] = manifest_hash(s.real)
+    d["test_data"] = manifest_hash(s.test_data) if s.test_data else None
+    d["synthetic"] = _file_sha(Path(s.synthetic)) if s.synthetic else None
+    return d
+
+
+def _volume_key(s: Settings, packing: int, split: str, index: int, arm: str) -> str:
+    """Cache key of one volume of one arm: only what decides it (not seeds, other arms, counts)."""
+    i = s.identity()
+    return _key(VOLUME_VERSION, i["real"], i["test_data"], i["volume"], s.share, s.data_seed, packing, split, index, arm,
+                i["synthetic"] if ARMS[arm].needs_samples else None)
+
+
+def _run_key(s: Settings, arm: str, seed: int, packing: int) -> str:
+    i = s.identity()
+    return _key(RUN_VERSION, VOLUME_VERSION, i["real"], i["test_data"], i["volume"], s.share, s.data_seed, s.train_volumes,
+                s.val_volumes, s.test_volumes, s.steps, s.batch_size, s.lr, arm, seed, packing,
+                i["synthetic"] if ARMS[arm].needs_samples else None)
+
+
+# The full experiment, and --quick: the whole pipeline in a few minutes on 2 cores.
+PRESETS = {
+    "full": dict(seeds=10, packings=3, train_volumes=6, val_volumes=2, test_volumes=3, steps=1000),
+    "quick": dict(seeds=1, packings=1, train_volumes=2, val_volumes=1, test_volumes=1, steps=150,
+                  volume=dict(extent_um=6.0, voxel_nm=(125.0, 125.0, 125.0), objects=20, view_um=2.5, points=128)),
+}
 
 
 # ----------------------------------------------------------------------------- statistics
 def auroc(pos: np.ndarray, neg: np.ndarray) -> float:
-    """Probability that a true join outscores a false merge (Mann-Whitney U / n_pos n_neg)."""
+    """Probability that a true contact outscores a false one (Mann-Whitney U / n_pos n_neg).
+
+    >>> auroc(np.array([0.9, 0.8]), np.array([0.1, 0.85]))
+    0.75
+    """
     from scipy.stats import mannwhitneyu
 
     if len(pos) == 0 or len(neg) == 0:
@@ -78,374 +141,496 @@ def auroc(pos: np.ndarray, neg: np.ndarray) -> float:
     return float(mannwhitneyu(pos, neg).statistic / (len(pos) * len(neg)))
 
 
-def mean_ci(x: np.ndarray) -> tuple[float, float, float]:
-    """Mean and 95% t-interval over seeds."""
-    from scipy.stats import t
+def _bootstrap_index(shape: tuple[int, int], n_boot: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """Two-level resampling of a [packings, seeds] table: packings with replacement, then seeds
+    within each drawn packing. Returns row and column indices [n_boot, P, S]."""
+    P, S = shape
+    rows = rng.integers(P, size=(n_boot, P, 1)).repeat(S, 2)
+    cols = rng.integers(S, size=(n_boot, P, S))
+    return rows, cols
 
+
+def _table(x) -> np.ndarray:
     x = np.asarray(x, float)
-    m = float(x.mean())
-    if len(x) < 2:
-        return m, float("nan"), float("nan")
-    h = float(t.ppf(0.975, len(x) - 1) * x.std(ddof=1) / np.sqrt(len(x)))
-    return m, m - h, m + h
+    return x[None] if x.ndim == 1 else x
 
 
-def paired_reduction(arm: np.ndarray, base: np.ndarray, n_boot: int = 10000, seed: int = 0) -> tuple[float, float, float]:
-    """Relative reduction 1 − mean(arm)/mean(base) with a paired bootstrap 95% CI over seeds."""
-    arm, base = np.asarray(arm, float), np.asarray(base, float)
-    point = 1 - arm.mean() / base.mean() if base.mean() > 0 else float("nan")
-    rng = np.random.default_rng(seed)
-    idx = rng.integers(len(arm), size=(n_boot, len(arm)))
-    b = base[idx].mean(1)
-    r = 1 - arm[idx].mean(1) / np.where(b > 0, b, np.nan)
+def mean_ci(values, n_boot: int = 10000, seed: int = 0) -> tuple[float, float, float]:
+    """Mean and 95% bootstrap CI of a [packings, seeds] table (a 1-D array is one packing).
+
+    Packings are resampled, then seeds within them, so the interval includes the spread
+    between independent volumes, not only between training seeds.
+
+    >>> m, lo, hi = mean_ci(np.full((3, 4), 2.0)); (m, lo, hi)
+    (2.0, 2.0, 2.0)
+    """
+    x = _table(values)
+    rows, cols = _bootstrap_index(x.shape, n_boot, np.random.default_rng(seed))
+    boot = x[rows, cols].mean(axis=(1, 2))
+    lo, hi = np.percentile(boot, [2.5, 97.5])
+    return float(x.mean()), float(lo), float(hi)
+
+
+def paired_reduction(arm, base, n_boot: int = 10000, seed: int = 0) -> dict:
+    """Relative reduction 1 − mean(arm)/mean(base) of two [packings, seeds] tables paired cell by
+    cell, with a 95% two-level bootstrap CI, its standard error, and the minimum detectable
+    effect (2.8 standard errors: 80% power at two-sided α = 0.05). Positive = fewer errors.
+
+    >>> r = paired_reduction(np.full((3, 2), 0.9), np.ones((3, 2))); round(r["reduction"], 3), round(r["ci"][0], 3)
+    (0.1, 0.1)
+    """
+    a, b = _table(arm), _table(base)
+    if a.shape != b.shape:
+        raise ValueError(f"paired tables differ in shape: {a.shape} vs {b.shape}")
+    rows, cols = _bootstrap_index(a.shape, n_boot, np.random.default_rng(seed))
+    bm = b[rows, cols].mean(axis=(1, 2))
+    r = 1 - a[rows, cols].mean(axis=(1, 2)) / np.where(bm > 0, bm, np.nan)
     lo, hi = np.nanpercentile(r, [2.5, 97.5])
-    return float(point), float(lo), float(hi)
+    se = float(np.nanstd(r))
+    point = float(1 - a.mean() / b.mean()) if b.mean() > 0 else float("nan")
+    return dict(reduction=point, ci=[float(lo), float(hi)], se=se, mde=2.8 * se)
 
 
-# ----------------------------------------------------------------------------- one run
-def _pool_job(job: tuple) -> object:
-    """Build a chunk of merge candidates (runs in a worker)."""
-    name, kwargs = job
-    frags, ids, partners = _STATE["sources"][name]
-    return build_candidates(frags, ids, partners=partners, **kwargs)
+# ----------------------------------------------------------------------------- inputs
+@dataclass
+class Pool:
+    """Fragments that objects of one split are drawn from: ``(dataset, split)`` parts, row, cell."""
+
+    parts: list[tuple[str, str]]
+    part: np.ndarray
+    row: np.ndarray
+    cell: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.row)
+
+    @property
+    def cells(self) -> list[str]:
+        return sorted(set(self.cell.tolist()))
+
+    @classmethod
+    def from_splits(cls, parts: list[tuple[str, str]], keep_cells: set[str] | None = None) -> "Pool":
+        part, row, cell = [], [], []
+        for k, (root, split) in enumerate(parts):
+            sp = read_split(root, split)
+            cells = cell_of(sp.manifest)
+            c = np.array([cells.get(n, n) for n in sp.neuron_id.tolist()], dtype=str)
+            rows = np.arange(len(sp)) if keep_cells is None else np.flatnonzero(np.isin(c, sorted(keep_cells)))
+            part.append(np.full(len(rows), k))
+            row.append(rows)
+            cell.append(c[rows])
+        return cls(parts, np.concatenate(part), np.concatenate(row), np.concatenate(cell))
 
 
-CACHE_VERSION = 2  # bump when candidate or run semantics change
+@dataclass
+class Inputs:
+    """Checked inputs: the three pools, the generated fragments and what was checked."""
 
-
-def _key(*parts) -> str:
-    import hashlib
-
-    return hashlib.sha256(json.dumps(parts, default=str).encode()).hexdigest()[:16]
+    radius_um: float
+    n_points: int
+    pools: dict[str, Pool]
+    samples: np.ndarray | None
+    notes: dict
 
 
 def _file_sha(path: Path) -> str:
-    import hashlib
-
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
-def _save_pool(path: Path, pool) -> None:
-    np.savez(path, **{f: getattr(pool, f) for f in pool.__dataclass_fields__})
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
 
 
-def _load_pool(path: Path):
-    from mogen.augment.examples import Candidates
+def load_inputs(s: Settings) -> Inputs:
+    """Read and check every input before any work; :class:`UsageError` / :class:`DataError` otherwise."""
+    from mogen.samples import read_samples
 
-    if not path.is_file():
-        return None
-    with np.load(path) as z:
-        return Candidates(**{f: z[f] for f in Candidates.__dataclass_fields__})
+    manifest = read_manifest(s.real)
+    R, n_points = float(manifest["radius_um"]), int(manifest["points_per_fragment"])
+    cells = cell_of(manifest)
+    split_cells = {sp: sorted({cells.get(str(n), str(n)) for n in manifest["splits"][sp]["neurons"]}) for sp in SPLITS}
+    notes = {}
+    train_cells, val_cells = split_cells["train"], split_cells["val"]
+    if not val_cells:
+        if len(train_cells) < 3:
+            raise UsageError(f"{s.real}: no validation cells and only {len(train_cells)} training cells; "
+                             "need 3 to hold some out for the agglomeration threshold")
+        k = max(1, round(0.15 * len(train_cells)))
+        val_cells = sorted(np.random.default_rng(s.data_seed).choice(train_cells, k, replace=False).tolist())
+        train_cells = [c for c in train_cells if c not in val_cells]
+        notes["val"] = f"{k} train cell(s) of {s.real} held out (it has no val split); never used to train the classifier"
+    pools = {"train": Pool.from_splits([(s.real, "train")], set(train_cells)),
+             "val": Pool.from_splits([(s.real, "val" if split_cells["val"] else "train")], set(val_cells))}
+    if s.test_data:
+        tm = read_manifest(s.test_data)
+        if not np.isclose(float(tm["radius_um"]), R) or int(tm["points_per_fragment"]) != n_points:
+            raise UsageError(f"--test-data {s.test_data}: fragments of R = {tm['radius_um']} µm with "
+                             f"{tm['points_per_fragment']} points, but {s.real} has R = {R} µm with {n_points}; "
+                             "prepare both with the same --radius-um and --points")
+        pools["test"] = Pool.from_splits([(s.test_data, sp) for sp in SPLITS if tm["splits"][sp]["neurons"]])
+        shared = sorted(set(pools["test"].cells) & (set(train_cells) | set(val_cells)))
+        if shared:
+            raise UsageError(f"--test-data {s.test_data} holds cells the classifier trains or is tuned on: {shared[:8]}")
+        notes["test"] = f"all {len(pools['test'].cells)} cells of {s.test_data} (replaces the test split)"
+    else:
+        pools["test"] = Pool.from_splits([(s.real, "test")])
+    for name, pool in pools.items():
+        if len(pool) == 0:
+            raise UsageError(f"the {name} split has no fragments to pack ({s.real})")
+    samples = None
+    if s.synthetic:
+        smp = read_samples(s.synthetic, radius_um=R, points_per_cloud=n_points)
+        prov = smp.provenance
+        if prov.get("train_neurons") is None and prov.get("train_cells") is None:
+            raise UsageError(f"refusing {s.synthetic}: it records no training cells, so it cannot be checked "
+                             f"against the validation and test cells")
+        what = f"the generator behind {s.synthetic}"
+        checks = {"real": check_generator(prov, s.real, held_out=("val", "test"), allow_foreign=s.allow_foreign_generator,
+                                          what=what)}
+        if s.test_data:  # another dataset: compared by cell, every split of it held out
+            checks["test_data"] = check_generator(prov, s.test_data, held_out=SPLITS, allow_foreign=True, what=what)
+        seen = sorted(set(prov.get("train_cells") or [cells.get(str(n), str(n)) for n in prov.get("train_neurons") or []])
+                      & set(val_cells))
+        if seen:  # only when val cells were held out of the train split the generator learnt from
+            notes["val_cells_seen_by_generator"] = seen
+        notes["generator"] = dict(checkpoint=str(prov.get("checkpoint", "")), pretrained=prov.get("pretrained"),
+                                  samples=len(smp), checks=checks)
+        samples = smp.points_unit
+    return Inputs(R, n_points, pools, samples, notes)
 
 
-def _build_pools(specs: dict, workers: int, n_points: int, view: float = 1.0, chunk: int = 250) -> dict:
-    """specs: name -> (n, extra kwargs); chunks of ``chunk`` candidates run in parallel."""
-    from mogen.augment.examples import Candidates
-
-    jobs, owner = [], []
-    for name, (n, kw) in specs.items():
-        for c, start in enumerate(range(0, n, chunk)):
-            seed = kw.get("seed", 0) * 100003 + c
-            jobs.append((name, dict(kw, n=min(chunk, n - start), n_points=n_points, seed=seed, view=view)))
-            owner.append(name)
-    results = _parallel(_pool_job, jobs, workers, "merge candidates")
-    pools = {}
-    for name in specs:
-        parts = [r for r, o in zip(results, owner) if o == name]
-        pools[name] = Candidates(*[np.concatenate([getattr(p, f) for p in parts]) for f in Candidates.__dataclass_fields__])
-    return pools
+# ----------------------------------------------------------------------------- workers
+_WORKER: dict = {}  # filled in each worker process by _init_worker (and in-process when workers = 1)
 
 
-def _train_job(job: dict) -> dict:
+def _init_worker(state: dict) -> None:
     import torch
 
-    from mogen.evaluate.classifier import score, train_classifier
-
     torch.set_num_threads(1)
-    s = _STATE
-    t0 = time.time()
-    real = s["pools"][f"real@{job['n_train']}"]
-    extra = s["pools"].get(job["arm"]) if job["arm"] != "real" else None
-    model = train_classifier((real.points, real.labels), None if extra is None else (extra.points, extra.labels),
-                             share=job["share"], steps=s["steps"], batch_size=s["batch_size"], lr=s["lr"], seed=job["seed"])
-    train_s = time.time() - t0
-    val = score(model, s["pools"]["val"].points)
-    thr = float(np.quantile(val, 1 - s["acceptance"]))
-    test = s["pools"]["test"]
-    st = score(model, test.points)
-    pos, neg = st[test.labels == 1], st[test.labels == 0]
-    fm, tj = int((neg >= thr).sum()), int((pos < thr).sum())
-    rep, vrep = s["replay"], s["val_replay"]
-    replay_thr, replay_rule = replay_threshold(vrep, score(model, vrep.clouds), s["replay_rule"], s["acceptance"], thr)
-    rs = score(model, rep.clouds)
-    replay = rep.errors(rs, replay_thr)
-    return dict(job, threshold=thr, replay_threshold=replay_thr, replay_rule=replay_rule, auroc=auroc(pos, neg), false_merges_accepted=fm, true_joins_rejected=tj,
-                errors=fm + tj, error_rate=(fm + tj) / len(st), true_join_acceptance=float((pos >= thr).mean()),
-                replay_auroc=auroc(rs[rep.same & rep.involved], rs[~rep.same & rep.involved]),
-                **{f"replay_{k}": v for k, v in replay.items()}, train_seconds=train_s, seconds=time.time() - t0)
+    _WORKER.clear()
+    _WORKER.update(state)
 
 
-def replay_threshold(val_replay, scores: np.ndarray, rule: str, acceptance: float, fallback: float) -> tuple[float, str]:
-    """The replay's accept threshold, set on the validation neurons' own over-segmentation.
-
-    ``min-errors``: the threshold with the fewest validation split + merge errors (what one tunes
-    an agglomeration on), when the validation neurons touch each other so that wrong merges are
-    possible there; otherwise, and for ``acceptance``: accept that share of true contacts.
-    """
-    true = val_replay.same & val_replay.involved
-    if rule == "min-errors" and (~val_replay.same & val_replay.involved).any():
-        cands = np.unique(np.r_[np.quantile(scores, np.linspace(0, 1, 201)), 1.0 + 1e-6])
-        errs = [val_replay.errors(scores, t)["errors_per_mm"] for t in cands]
-        return float(cands[int(np.argmin(errs))]), "min-errors"
-    if true.any():
-        return float(np.quantile(scores[true], 1 - acceptance)), "acceptance"
-    return fallback, "acceptance (candidate threshold: no validation contacts)"
+def _split(root: str, split: str):
+    key = ("split", root, split)
+    if key not in _WORKER:
+        _WORKER[key] = read_split(root, split)
+    return _WORKER[key]
 
 
-def _parallel(fn, jobs: list, workers: int, desc: str) -> list:
-    """Results of ``fn`` over ``jobs``, in order."""
-    return list(_iparallel(fn, jobs, workers, desc, ordered=True))
-
-
-def _iparallel(fn, jobs: list, workers: int, desc: str, ordered: bool = False):
-    """Results of ``fn`` over ``jobs`` as they finish (in any order unless ``ordered``), on
-    ``workers`` forked processes."""
+def _imap(fn, jobs: list, state: dict, workers: int, desc: str):
+    """Results of ``fn`` over ``jobs`` as they finish, on ``workers`` processes whose state comes
+    from :func:`_init_worker` (so nothing depends on what a module global held before a fork)."""
     from tqdm import tqdm
 
+    if not jobs:
+        return
     if workers <= 1:
+        _init_worker(state)
         yield from (fn(j) for j in tqdm(jobs, desc=desc))
         return
-    ctx = mp.get_context("fork")
-    with ctx.Pool(workers) as pool:
-        yield from tqdm((pool.imap if ordered else pool.imap_unordered)(fn, jobs), total=len(jobs), desc=desc)
+    ctx = mp.get_context("fork" if "fork" in mp.get_all_start_methods() else "spawn")
+    with ctx.Pool(min(workers, len(jobs)), initializer=_init_worker, initargs=(state,)) as pool:
+        yield from tqdm(pool.imap_unordered(fn, jobs), total=len(jobs), desc=desc)
+
+
+def _volume_job(job: dict) -> dict:
+    """Render one volume (and, for training volumes, each arm's version), write it, cut it."""
+    from mogen.augment.io import write_volume
+    from mogen.evaluate.replay import VolumeTruth
+
+    w = _WORKER
+    t0 = time.time()
+    spec: VolumeSpec = w["spec"]
+    pool: Pool = w["pools"][job["split"]]
+    R = w["radius_um"]
+    objs = []
+    for i in job["members"]:
+        root, split = pool.parts[pool.part[i]]
+        objs.append(Obj(np.asarray(_split(root, split).points[pool.row[i]], float) * R, str(pool.cell[i]), "real",
+                        f"{root}/{split}#{pool.row[i]}"))
+    base = render_volume(objs, spec, job["seed"])
+    out = dict(split=job["split"], packing=job["packing"], index=job["index"], arms={})
+    for arm, arm_seed in job["arms"].items():
+        vol = base
+        if ARMS[arm].replaces:
+            made = ARMS[arm].make(w["arm_sources"], len(job["slots"]), np.random.default_rng(arm_seed))
+            vol = base.replaced(dict(zip(job["slots"], made)))
+        cut = cut_candidates(vol.labels, vol.grid, spec, seed=job["seed"])
+        meta = dict(vol.metadata(), experiment=dict(arm=arm, split=job["split"], packing=job["packing"], index=job["index"],
+                                                    key=job["keys"][arm], candidates=len(cut.candidates),
+                                                    false_contact_fraction=cut.candidates.false_fraction))
+        path = Path(w["volumes_dir"]) / f"packing{job['packing']}" / f"{job['split']}{job['index']}-{arm}.zarr"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write_volume(path, vol.labels, vol.grid.voxel_nm, vol.grid.offset_nm, supervoxels=cut.supervoxels, metadata=meta,
+                     overwrite=True)
+        entry = dict(views=cut.views, same=cut.candidates.same, false_fraction=cut.candidates.false_fraction,
+                     objects=int(sum(p is not None for p in vol.placements)),
+                     replaced=int(sum(vol.placements[k] is not None for k in job["slots"])) if ARMS[arm].replaces else 0,
+                     fill=float((vol.labels > 0).mean()), path=str(path))
+        if job["split"] != "train":
+            entry["truth"] = VolumeTruth.build(cut.supervoxels, vol.labels, cut.candidates.edges, vol.grid.voxel_um)
+        entry["seconds"] = time.time() - t0
+        _save(Path(w["cache"]) / f"volume_{job['keys'][arm]}.pkl", entry)
+        out["arms"][arm] = entry
+    return out
+
+
+def _save(path: Path, obj) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "wb") as f:
+        pickle.dump(obj, f, protocol=5)
+    os.replace(tmp, path)
+
+
+def _load(path: Path):
+    with open(path, "rb") as f:
+        return pickle.load(f)
+
+
+def _run_job(job: dict) -> dict:
+    """Train one classifier (arm, seed, packing), set its threshold on validation, count test errors."""
+    from mogen.evaluate.classifier import score, train_classifier
+    from mogen.evaluate.replay import best_threshold, errors_at
+
+    w = _WORKER
+    t0 = time.time()
+    views, same = w["train"][(job["packing"], job["arm"])]
+    model = train_classifier((views, same.astype(np.float32)), None, share=0.0, steps=w["steps"], batch_size=w["batch_size"],
+                             lr=w["lr"], seed=job["seed"])
+    train_s = time.time() - t0
+    val, test = w["val"][job["packing"]], w["test"][job["packing"]]
+    val_scores = [score(model, v) for v, _ in val]
+    threshold, val_errors = best_threshold([t for _, t in val], val_scores)
+    test_scores = [score(model, v) for v, _ in test]
+    res = errors_at([t for _, t in test], test_scores, threshold, voxels=True)
+    s, y = np.concatenate(test_scores), np.concatenate([t.same for _, t in test])
+    out = dict(job, threshold=threshold, val_errors_per_mm=val_errors, auroc=auroc(s[y], s[~y]), train_examples=len(same),
+               train_seconds=train_s, seconds=time.time() - t0, **res)
+    (Path(w["cache"]) / f"run_{job['key']}.json").write_text(json.dumps(out))
+    return out
 
 
 # ----------------------------------------------------------------------------- experiment
-def run_experiment(args: argparse.Namespace) -> dict:
-    from mogen.evaluate.replay import Replay, covered_cable_um, neuron_clouds
-    from mogen.data import manifest_hash, read_manifest
+def _key(*parts) -> str:
+    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
+
+def plan_volumes(s: Settings, inputs: Inputs, arms: list[str]) -> list[dict]:
+    """One job per volume: which fragments go in, its seed, and (training volumes) which slots each
+    replacing arm fills and with which seed. Fixed by ``data_seed``, so every arm sees the same
+    volumes and the same slots, and adding an arm or a seed changes no volume."""
+    jobs = []
+    n = s.volume.objects
+    counts = {"train": s.train_volumes, "val": s.val_volumes, "test": s.test_volumes}
+    for p in range(s.packings):
+        for split, count in counts.items():
+            pool = inputs.pools[split]
+            for i in range(count):
+                seed = int(np.random.SeedSequence([s.data_seed, p, SPLITS.index(split), i]).generate_state(1)[0])
+                rng = np.random.default_rng(seed)
+                members = rng.choice(len(pool), size=n, replace=n > len(pool)).tolist()
+                slots = sorted(rng.choice(n, size=int(round(s.share * n)), replace=False).tolist()) if split == "train" else []
+                arm_seeds = {"real": 0}
+                if split == "train":
+                    arm_seeds.update({a: int(rng.integers(2**31)) + k for k, a in enumerate(sorted(ARMS))})
+                use = {a: arm_seeds[a] for a in arms if split == "train" or a == "real"}
+                jobs.append(dict(packing=p, split=split, index=i, seed=seed, members=members, slots=slots, arms=use,
+                                 keys={a: _volume_key(s, p, split, i, a) for a in use}))
+    return jobs
+
+
+def _prepare_out(s: Settings) -> tuple[Path, Path]:
+    """Refuse an --out that holds something else, or another benchmark unless --force (which clears
+    its volumes; its report is rewritten and its cache, keyed by settings, is reused)."""
+    out = Path(s.out)
+    record = out / "settings.json"
+    identity = s.identity()
+    if out.exists() and any(out.iterdir()):
+        if not record.is_file():
+            raise UsageError(f"--out {out} exists and was not written by this benchmark; choose another folder")
+        if json.loads(record.read_text()) != identity:
+            if not s.force:
+                raise UsageError(f"--out {out} holds a benchmark with other settings; pass --force to replace its report "
+                                 "and volumes (its cache is kept: entries are keyed by their settings) or choose another folder")
+            shutil.rmtree(out / "volumes", ignore_errors=True)
+    (out / "cache").mkdir(parents=True, exist_ok=True)
+    (out / "volumes").mkdir(parents=True, exist_ok=True)
+    record.write_text(json.dumps(identity, indent=1))
+    return out, out / "cache"
+
+
+def run_experiment(s: Settings) -> dict:
     t_start = time.time()
     load_start = list(os.getloadavg())
+    inputs = load_inputs(s)
+    arms = [a for a in s.arms if a in ARMS]
+    out, cache = _prepare_out(s)
     timings = {}
-    root = Path(args.real)
-    manifest = read_manifest(root)
-    R = float(manifest["radius_um"])
-    sample_set = read_samples(Path(args.synthetic))
-    provenance = generator_provenance(sample_set, Path(args.synthetic), root)
-    samples = sample_set.points_unit
 
-    tr_pts, tr_meta = load_split(root, "train")
-    te_pts, te_meta = load_split(root, "test")
-    train_neurons = list(manifest["splits"]["train"]["neurons"])
-    val_neurons = list(manifest["splits"].get("val", {}).get("neurons", []))
-    test_neurons = list(manifest["splits"]["test"]["neurons"])
-    rng = np.random.default_rng(args.data_seed)
-    if val_neurons:
-        va_pts, va_meta = load_split(root, "val")
-        val_note = "dataset val split"
-    else:
-        if len(train_neurons) < 3:
-            raise UsageError(f"{root}: no validation neurons and only {len(train_neurons)} train neurons; need 3 to hold one out")
-        val_neurons = [str(rng.choice(sorted(train_neurons)))]
-        train_neurons = [n for n in train_neurons if n not in val_neurons]
-        va_pts, va_meta = tr_pts, tr_meta
-        val_note = "held out from the dataset's train split (it has no val split); never used to train the classifier"
-    if not test_neurons:
-        raise UsageError(f"{root}: the test split has no neurons")
-    # allowed (they are train neurons of the dataset) but worth knowing: the threshold is then set
-    # on a neuron the generator imitated
-    provenance["val_neurons_seen_by_generator"] = sorted(set(val_neurons) & set(provenance["generator_train_neurons"]))
-    train_rows = np.flatnonzero(np.isin(tr_meta["neuron_id"], train_neurons))
-    val_rows = np.flatnonzero(np.isin(va_meta["neuron_id"], val_neurons))
-    order = list(rng.permutation(sorted(train_neurons)))
-    curve = sorted({n for n in (args.curve or range(2, len(order) + 1)) if 2 <= n <= len(order)} | {len(order)})
-
-    # merge-candidate sources: real subsets (learning curve), synthetic, controls, val, test
-    n_extra = min(len(samples), args.max_synthetic)
-    n_ctrl = args.control_fragments
-    sources = {}
-    for n in curve:
-        rows = train_rows[np.isin(tr_meta["neuron_id"][train_rows], order[:n])]
-        sources[f"real@{n}"] = (np.asarray(tr_pts[rows]), tr_meta["neuron_id"][rows], None)
-    sources["synthetic"] = (samples[:n_extra], np.array([f"syn{i}" for i in range(n_extra)]), None)
-    pick = np.sort(rng.choice(train_rows, size=n_ctrl))
-    sources["jitter"] = (lambda: elastic_deform(np.asarray(tr_pts[pick]), seed=args.data_seed), tr_meta["neuron_id"][pick], None)
-    per = 16
-    sources["random-walk"] = (lambda: random_walk_fragments(n_ctrl, n_points=tr_pts.shape[1], radius_um=R, seed=args.data_seed, per_neuron=per),
-                              np.array([f"rw{i // per}" for i in range(n_ctrl)]), None)
-    sources["val"] = (np.asarray(va_pts[val_rows]), va_meta["neuron_id"][val_rows], None)
-    if len(test_neurons) >= 2:
-        partners, partner_note = (np.asarray(te_pts), te_meta["neuron_id"]), "other test neurons"
-    else:
-        partners, partner_note = (sources["val"][0], sources["val"][1]), "validation neurons (the test split has one neuron)"
-    sources["test"] = (np.asarray(te_pts), te_meta["neuron_id"], partners)
-    specs = {f"real@{n}": (args.train_candidates, dict(seed=1)) for n in curve}
-    specs.update({a: (args.extra_candidates, dict(seed=2)) for a in ("synthetic", "jitter", "random-walk")})
-    specs["val"] = (args.val_candidates, dict(seed=3, only="true"))
-    specs["test"] = (args.test_candidates, dict(seed=4))
-    arms = set(args.arms)
-    if "synthetic" not in arms:
-        specs.pop("synthetic")
-    # cache keys: everything that decides a pool or a run; synthetic ones add the samples' bytes
-    cache = Path(args.cache) if args.cache else Path(args.out) / "cache"
-    cache.mkdir(parents=True, exist_ok=True)
-    base_key = _key(manifest_hash(root), sorted(train_neurons), val_neurons, [str(x) for x in order], args.points, args.view,
-                    args.data_seed, args.train_candidates, args.extra_candidates, args.val_candidates, args.test_candidates,
-                    args.control_fragments, CACHE_VERSION)
-    samples_key = _key(base_key, _file_sha(Path(args.synthetic)), args.max_synthetic)
-    pool_keys = {name: (samples_key if name == "synthetic" else base_key) + "_" + name for name in specs}
-    pools = {name: _load_pool(cache / f"pool_{k}.npz") for name, k in pool_keys.items()}
-    todo = {name: spec for name, spec in specs.items() if pools[name] is None}
-    for name in todo:  # materialise generated sources only when needed
-        f, ids, partners = sources[name]
-        sources[name] = (f() if callable(f) else f, ids, partners)
-    _STATE["sources"] = sources
-    built = _build_pools(todo, args.workers, args.points, args.view) if todo else {}
-    for name, pool in built.items():
-        _save_pool(cache / f"pool_{pool_keys[name]}.npz", pool)
-        pools[name] = pool
-    timings["candidates_s"] = time.time() - t_start
-
-    # agglomeration replay on the test neurons (+ partners they can be falsely merged with)
-    t0 = time.time()
-    clouds = neuron_clouds(te_pts, te_meta["anchor_um"], te_meta["neuron_id"], R, test_neurons)
-    val_clouds = neuron_clouds(va_pts, va_meta["anchor_um"], va_meta["neuron_id"], R, val_neurons)
-    if len(test_neurons) < 2:
-        clouds.update(val_clouds)
-    # per-mm rates divide by the cable the rebuilt clouds cover (all of it unless the dataset
-    # kept only some of a neuron's crops)
-    entries = {n["id"]: n for n in manifest["neurons"]}
-    cable = {}
-    for nid in test_neurons:
-        cable[nid] = covered_cable_um(entries[nid], te_meta["anchor_um"][te_meta["neuron_id"] == nid], R)
-    for nid in val_neurons:
-        cable[nid] = covered_cable_um(entries[nid], va_meta["anchor_um"][va_meta["neuron_id"] == nid], R)
-    replay = Replay(clouds, test_neurons, cable, R * args.view, args.points, piece_um=args.piece_um,
-                    contact_um=args.contact_um, seed=args.data_seed)
-    # the replay's own threshold comes from the validation neurons over-segmented the same way
-    # (their pieces, not test pieces, decide it)
-    val_replay = Replay(val_clouds, val_neurons, cable, R * args.view, args.points, piece_um=args.piece_um,
-                        contact_um=args.contact_um, seed=args.data_seed + 7)
-    timings["replay_setup_s"] = time.time() - t0
-    _STATE.update(pools=pools, replay=replay, val_replay=val_replay, steps=args.steps, batch_size=args.batch_size,
-                  lr=args.lr, acceptance=args.acceptance, replay_rule=args.replay_threshold)
-
-    # training runs: every arm × seed at the full train set, and real-only over the learning curve
-    shares = sorted(set(args.shares) | {args.share})
-    full = curve[-1]
-    control_shares = sorted(set(args.control_shares if args.control_shares is not None else [args.share]))
-    jobs = []
-    if "real" in arms:
-        jobs += [dict(arm="real", share=0.0, n_train=n, seed=s) for n in curve[::-1] for s in range(args.seeds)]
-    if "synthetic" in arms:
-        jobs += [dict(arm="synthetic", share=p, n_train=full, seed=s) for p in shares for s in range(args.seeds)]
-    for arm in ("jitter", "random-walk"):
-        if arm in arms:
-            jobs += [dict(arm=arm, share=p, n_train=full, seed=s) for p in control_shares for s in range(args.seeds)]
-    run_key = _key(base_key, args.steps, args.batch_size, args.lr, args.acceptance, args.piece_um, args.contact_um,
-                   args.replay_threshold)
+    # 1. volumes (cached per volume)
+    jobs = plan_volumes(s, inputs, arms)
+    results, todo, cached = [], [], 0
     for j in jobs:
-        j["key"] = _key(run_key, samples_key if j["arm"] == "synthetic" else "", j["arm"], j["share"], j["n_train"], j["seed"])
-    runs = [json.loads((cache / f"run_{j['key']}.json").read_text()) for j in jobs if (cache / f"run_{j['key']}.json").is_file()]
-    todo_jobs = [j for j in jobs if not (cache / f"run_{j['key']}.json").is_file()]
+        have = {a: cache / f"volume_{k}.pkl" for a, k in j["keys"].items()}
+        done = {a: _load(f) for a, f in have.items() if f.is_file()}
+        cached += len(done)
+        results.append(dict(split=j["split"], packing=j["packing"], index=j["index"], arms=done))
+        if len(done) < len(have):
+            todo.append(dict(j, arms={a: v for a, v in j["arms"].items() if a not in done}))
+    tr = inputs.pools["train"]
+    whole = Pool.from_splits(tr.parts)  # the arms draw rows of the classifier's training cells only
+    state = dict(spec=s.volume, pools=inputs.pools, radius_um=inputs.radius_um, cache=str(cache), volumes_dir=str(out / "volumes"),
+                 arm_sources=ArmSources(real_points=read_split(*tr.parts[0]).points, real_cells=whole.cell,
+                                        radius_um=inputs.radius_um, real_rows=tr.row, samples=inputs.samples,
+                                        samples_name=Path(s.synthetic).name if s.synthetic else ""))
     t0 = time.time()
-    for r in _iparallel(_train_job, todo_jobs, args.workers, "classifier runs") if todo_jobs else []:
-        (cache / f"run_{r['key']}.json").write_text(json.dumps(r, default=float))  # each as it ends: a stopped run resumes
-        runs.append(r)
-    timings["training_s"] = time.time() - t0
+    index = {(r["packing"], r["split"], r["index"]): r for r in results}
+    for r in _imap(_volume_job, todo, state, s.workers, "volumes"):
+        index[(r["packing"], r["split"], r["index"])]["arms"].update(r["arms"])
+    timings["volumes_s"] = time.time() - t0
+    timings["volume_arms_from_cache"] = cached
+
+    # 2. examples per (packing, arm); validation and test volumes per packing
+    results.sort(key=lambda r: (r["packing"], r["split"], r["index"]))
+    train, val, test = {}, {}, {}
+    for r in results:
+        p = r["packing"]
+        if r["split"] == "train":
+            for arm, e in r["arms"].items():
+                train.setdefault((p, arm), []).append((e["views"], e["same"]))
+        else:
+            e = r["arms"]["real"]
+            (val if r["split"] == "val" else test).setdefault(p, []).append((e["views"], e["truth"]))
+    train = {k: (np.concatenate([v for v, _ in x]), np.concatenate([y for _, y in x])) for k, x in train.items()}
+    volumes = _volume_summary(results, arms)
+
+    # 3. classifier runs (cached per run)
+    from mogen.evaluate.replay import errors_at
+
+    run_jobs = [dict(arm=a, seed=seed, packing=p, share=s.share if ARMS[a].replaces else 0.0)
+                for p in range(s.packings) for a in arms for seed in range(s.seeds)]
+    for j in run_jobs:
+        j["key"] = _run_key(s, j["arm"], j["seed"], j["packing"])
+    runs, todo = [], []
+    for j in run_jobs:
+        f = cache / f"run_{j['key']}.json"
+        (runs.append(json.loads(f.read_text())) if f.is_file() else todo.append(j))
+    state = dict(train=train, val=val, test=test, steps=s.steps, batch_size=s.batch_size, lr=s.lr, cache=str(cache))
+    t0 = time.time()
+    runs += list(_imap(_run_job, todo, state, s.workers, "classifier runs"))
+    timings["runs_s"] = time.time() - t0
+    timings["runs_from_cache"] = len(run_jobs) - len(todo)
     timings["total_s"] = time.time() - t_start
-    timings["runs_from_cache"] = len(jobs) - len(todo_jobs)
-    timings["wall_s_of_all_runs_summed"] = float(sum(r["seconds"] for r in runs))  # incl. cached ones
 
-    return summarise(runs, dict(
-        dataset=str(root), synthetic=str(args.synthetic), provenance=provenance,
-        splits=dict(train=train_neurons, val=val_neurons, test=test_neurons, val_note=val_note,
-                    false_merge_partners_for_test=partner_note, learning_curve_order=[str(x) for x in order]),
-        pools={k: dict(n=len(v), true=int(v.labels.sum())) for k, v in pools.items()},
-        replay=replay.summary, val_replay=val_replay.summary, settings={k: v for k, v in vars(args).items() if k not in ("out",)},
-        baselines=dict(no_merges=replay.errors(np.zeros(len(replay.edges)), 0.5),
-                       merge_all=replay.errors(np.ones(len(replay.edges)), 0.5)),
-        timings=timings, shares=shares, control_shares=control_shares, full_n_train=full, curve=curve,
-        machine=dict(cpus=os.cpu_count(), workers=args.workers, load_start=load_start, load_end=list(os.getloadavg()))))
-
-
-METRICS = ("errors", "error_rate", "false_merges_accepted", "true_joins_rejected", "auroc", "true_join_acceptance",
-           "replay_errors_per_mm", "replay_split_per_mm", "replay_merge_per_mm", "replay_auroc")
+    baselines = {}
+    for name, value in (("join_none", 0.0), ("join_all", 1.0)):
+        per = [errors_at([t for _, t in test[p]], [np.full(len(t.edges), value) for _, t in test[p]], 0.5, voxels=True)
+               for p in range(s.packings)]
+        baselines[name] = dict({k: float(np.mean([x[k] for x in per])) for k in per[0]}, per_packing=per)
+    info = dict(settings=json.loads(json.dumps(asdict(s), default=str)), inputs=dict(
+        radius_um=inputs.radius_um, points_per_fragment=inputs.n_points,
+        cells={k: v.cells for k, v in inputs.pools.items()}, fragments={k: len(v) for k, v in inputs.pools.items()},
+        notes=inputs.notes), volumes=volumes, baselines=baselines, timings=timings,
+        machine=dict(cpus=os.cpu_count(), workers=s.workers, load_start=load_start, load_end=list(os.getloadavg())))
+    return summarise(runs, arms, s, info)
 
 
-def summarise(runs: list[dict], info: dict) -> dict:
-    def arm_runs(arm, share, n):
-        rs = [r for r in runs if r["arm"] == arm and r["share"] == share and r["n_train"] == n]
-        return sorted(rs, key=lambda r: r["seed"])
-
-    full = info["full_n_train"]
-    base = arm_runs("real", 0.0, full)
-    table = []
-    for arm in ARMS:
-        for share in {"real": [0.0], "synthetic": info["shares"]}.get(arm, info["control_shares"]):
-            rs = arm_runs(arm, share, full)
-            if not rs:
+def _volume_summary(results: list[dict], arms: list[str]) -> dict:
+    """Per split (and per arm for training volumes): volumes, objects, fill, candidates, false-contact fraction."""
+    out = {}
+    for split in ("train", "val", "test"):
+        for arm in arms if split == "train" else ["real"]:
+            es = [r["arms"][arm] for r in results if r["split"] == split and arm in r["arms"]]
+            if not es:
                 continue
-            row = dict(arm=arm, share=share, n_train=full, seeds=len(rs))
-            for m in METRICS:
-                row[m] = mean_ci([r[m] for r in rs])
-            for m in ("errors", "replay_errors_per_mm"):
-                paired = arm != "real" and len(base) == len(rs)
-                row[f"reduction_{m}"] = paired_reduction([r[m] for r in rs], [r[m] for r in base]) if paired else None
-            table.append(row)
-    curve = []
-    for n in info["curve"]:
-        rs = arm_runs("real", 0.0, n)
-        if not rs:
+            same = np.concatenate([e["same"] for e in es])
+            out[f"{split}/{arm}" if split == "train" else split] = dict(
+                volumes=len(es), objects=float(np.mean([e["objects"] for e in es])),
+                replaced=float(np.mean([e["replaced"] for e in es])), fill=float(np.mean([e["fill"] for e in es])),
+                candidates=int(len(same)), false_contact_fraction=float((~same).mean()) if len(same) else float("nan"),
+                cable_mm=float(sum(e["truth"].cable_mm for e in es)) if split != "train" else None)
+    return out
+
+
+METRICS = ("errors_per_mm", "split_per_mm", "merge_per_mm", "voi", "voi_split", "voi_merge", "arand", "auroc")
+PAIRED = ("errors_per_mm", "voi", "arand")
+
+
+def summarise(runs: list[dict], arms: list[str], s: Settings, info: dict) -> dict:
+    """Per arm: each metric's mean [95% CI] over packings × seeds, and paired reductions vs real."""
+    def table(arm, metric):
+        t = np.full((s.packings, s.seeds), np.nan)
+        for r in runs:
+            if r["arm"] == arm and r["packing"] < s.packings and r["seed"] < s.seeds:
+                t[r["packing"], r["seed"]] = r[metric]
+        return t
+
+    per_arm = {}
+    for arm in arms:
+        if np.isnan(table(arm, "errors_per_mm")).any():
             continue
-        curve.append(dict(n_train=n, seeds=len(rs), **{m: mean_ci([r[m] for r in rs]) for m in METRICS}))
-    return dict(info, table=table, learning_curve=curve, runs=runs)
+        row = dict(share=s.share if ARMS[arm].replaces else 0.0, runs=s.packings * s.seeds,
+                   false_contact_fraction=info["volumes"]["test"]["false_contact_fraction"],
+                   train_false_contact_fraction=info["volumes"][f"train/{arm}"]["false_contact_fraction"])
+        for m in METRICS:
+            row[m] = mean_ci(table(arm, m))
+        row["per_packing_errors_per_mm"] = np.nanmean(table(arm, "errors_per_mm"), axis=1).tolist()
+        if arm != "real" and "real" in per_arm:
+            row["vs_real"] = {m: paired_reduction(table(arm, m), table("real", m)) for m in PAIRED}
+        per_arm[arm] = row
+    return dict(info, arms=per_arm, runs=sorted(runs, key=lambda r: (r["arm"], r["packing"], r["seed"])))
 
 
 # ----------------------------------------------------------------------------- report
-def _fmt(v, digits=3) -> str:
+def _ci(v, digits=3) -> str:
     m, lo, hi = v
     return f"{m:.{digits}f} [{lo:.{digits}f}, {hi:.{digits}f}]"
 
 
-def _pct(v) -> str:
-    if v is None:
+def _pct(d) -> str:
+    if d is None:
         return "—"
-    return f"{100 * v[0]:+.1f}% [{100 * v[1]:+.1f}, {100 * v[2]:+.1f}]"
+    return f"{-100 * d['reduction']:+.1f}% [{-100 * d['ci'][1]:+.1f}, {-100 * d['ci'][0]:+.1f}]"
 
 
 def write_report(rep: dict, out: Path) -> None:
     out.mkdir(parents=True, exist_ok=True)
     (out / "report.json").write_text(json.dumps(rep, indent=1, default=float))
-    p = rep["provenance"]
+    st, vol, b = rep["settings"], rep["volumes"], rep["baselines"]
+    spec = st["volume"]
     lines = [
-        "# Augmentation experiment", "",
-        f"dataset `{rep['dataset']}`; synthetic `{rep['synthetic']}` ({p['n_samples']} samples, checkpoint `{p['checkpoint']}`)",
-        f"generator trained on {p['generator_train_neurons']} (same dataset manifest: {p['same_dataset']}; "
-        f"classifier-val neurons it saw: {p.get('val_neurons_seen_by_generator')})",
-        f"classifier train neurons {rep['splits']['train']}; val {rep['splits']['val']} ({rep['splits']['val_note']}); "
-        f"test {rep['splits']['test']}; test false-merge partners: {rep['splits']['false_merge_partners_for_test']}",
-        f"candidates: " + ", ".join(f"{k} {v['n']} ({v['true']} true)" for k, v in rep["pools"].items()),
-        f"replay: {rep['replay']}; threshold ({rep['settings'].get('replay_threshold', 'acceptance')}) from validation replay {rep.get('val_replay')}",
-        f"replay baselines: no merges {rep['baselines']['no_merges']['errors_per_mm']:.2f}/mm, "
-        f"merge everything {rep['baselines']['merge_all']['errors_per_mm']:.2f}/mm",
-        f"settings: steps {rep['settings']['steps']}, batch {rep['settings']['batch_size']}, points {rep['settings']['points']}, "
-        f"seeds {rep['settings']['seeds']}, acceptance {rep['settings']['acceptance']}",
-        f"time: {rep['timings']['total_s'] / 60:.1f} min total ({', '.join(f'{k} {v:.0f}' for k, v in rep['timings'].items())}) "
-        f"on {rep['machine']['workers']} worker processes, {rep['machine']['cpus']} CPUs, load average "
-        f"{rep['machine']['load_start'][0]:.1f} at start / {rep['machine']['load_end'][0]:.1f} at end", "",
-        "Mean [95% CI over seeds]; reduction = 1 − arm/real, paired bootstrap 95% CI over seeds (positive = fewer errors).", "",
-        "| arm | share | test errors (FM acc + TJ rej) | AUROC | replay errors/mm | split/mm | merge/mm | replay AUROC | Δ errors | Δ replay errors/mm |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "# Reconstruction benchmark", "",
+        f"real `{st['real']}`; synthetic `{st['synthetic']}`; test: {rep['inputs']['notes'].get('test', 'the test split of --real')}",
+        f"cells: train {len(rep['inputs']['cells']['train'])}, val {len(rep['inputs']['cells']['val'])}, "
+        f"test {len(rep['inputs']['cells']['test'])}; {rep['inputs']['notes'].get('val', '')}",
+        f"generator: {rep['inputs']['notes'].get('generator', 'none (no --synthetic)')}",
+        f"volumes: {spec['extent_um']} µm cubes at {spec['voxel_nm']} nm, {spec['objects']} objects each; "
+        f"{st['packings']} packings x ({st['train_volumes']} train, {st['val_volumes']} val, {st['test_volumes']} test); "
+        f"blocks {spec['block_um']} µm, neck {spec['neck_um']} µm, view {spec['view_um']} µm, {spec['points']} points",
+        f"test volumes: {vol['test']['candidates']} candidates, **false-contact fraction {vol['test']['false_contact_fraction']:.2f}**, "
+        f"fill {vol['test']['fill']:.2f}, {vol['test']['cable_mm']:.2f} mm of cable; "
+        f"validation {vol['val']['candidates']} candidates ({vol['val']['false_contact_fraction']:.2f} false)",
+        f"baselines on test (errors/mm): join nothing {b['join_none']['errors_per_mm']:.1f}, join everything "
+        f"{b['join_all']['errors_per_mm']:.1f}",
+        f"classifier: {st['steps']} steps, batch {st['batch_size']}, lr {st['lr']}; share replaced {st['share']}; "
+        f"{st['seeds']} seeds x {st['packings']} packings per arm",
+        f"time: {rep['timings']['total_s'] / 60:.1f} min (volumes {rep['timings']['volumes_s']:.0f} s, runs "
+        f"{rep['timings']['runs_s']:.0f} s; cached {rep['timings']['volume_arms_from_cache']} volumes, "
+        f"{rep['timings']['runs_from_cache']} runs) on {rep['machine']['workers']} workers, {rep['machine']['cpus']} CPUs, "
+        f"load {rep['machine']['load_start'][0]:.1f} -> {rep['machine']['load_end'][0]:.1f}", "",
+        "Mean [95% CI, packings and seeds resampled]; Δ = change vs real, paired on (packing, seed) (negative = fewer errors); "
+        "MDE = smallest |Δ| errors/mm the experiment could detect (80% power).", "",
+        "| arm | share | errors/mm | split/mm | merge/mm | VOI (split+merge) | ARAND | AUROC | train false contacts | Δ errors/mm | MDE | Δ VOI | Δ ARAND |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
-    for r in rep["table"]:
-        lines.append(f"| {r['arm']} | {r['share']:.2f} | {_fmt(r['errors'], 1)} | {_fmt(r['auroc'])} | "
-                     f"{_fmt(r['replay_errors_per_mm'], 2)} | {_fmt(r['replay_split_per_mm'], 2)} | {_fmt(r['replay_merge_per_mm'], 2)} | "
-                     f"{_fmt(r['replay_auroc'])} | {_pct(r['reduction_errors'])} | {_pct(r['reduction_replay_errors_per_mm'])} |")
-    lines += ["", "Learning curve (real only):", "", "| real train neurons | test errors | AUROC | replay errors/mm |", "|---|---|---|---|"]
-    for r in rep["learning_curve"]:
-        lines.append(f"| {r['n_train']} | {_fmt(r['errors'], 1)} | {_fmt(r['auroc'])} | {_fmt(r['replay_errors_per_mm'], 2)} |")
+    for arm, r in rep["arms"].items():
+        vs = r.get("vs_real", {})
+        mde = f"±{100 * vs['errors_per_mm']['mde']:.1f}%" if vs else "—"
+        lines.append(f"| {arm} | {r['share']:.2f} | {_ci(r['errors_per_mm'], 2)} | {_ci(r['split_per_mm'], 2)} | "
+                     f"{_ci(r['merge_per_mm'], 2)} | {_ci(r['voi'])} | {_ci(r['arand'])} | {_ci(r['auroc'])} | "
+                     f"{r['train_false_contact_fraction']:.2f} | {_pct(vs.get('errors_per_mm'))} | {mde} | "
+                     f"{_pct(vs.get('voi'))} | {_pct(vs.get('arand'))} |")
     (out / "report.md").write_text("\n".join(lines) + "\n")
     _plot(rep, out / "augment.png")
 
@@ -456,35 +641,48 @@ def _plot(rep: dict, path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    def ci(rows, m):
-        return np.nan_to_num(np.array([[r[m][0] - r[m][1], r[m][2] - r[m][0]] for r in rows]).T)
+    arms = list(rep["arms"])
+    rows = [rep["arms"][a] for a in arms]
+    colours = ["0.45" if a == "real" else ("C3" if a == "synthetic" else "C0") for a in arms]
+    x = np.arange(len(arms))
 
-    fig, axes = plt.subplots(1, 4, figsize=(18, 4))
-    names = [f"{r['arm']}\n{r['share']:.1f}" if r["arm"] != "real" else "real" for r in rep["table"]]
-    panels = ((axes[0], "errors", "test errors (FM acc + TJ rej)"), (axes[1], "replay_errors_per_mm", "replay errors / mm"),
-              (axes[2], "replay_auroc", "replay AUROC (true vs false contacts)"))
-    for ax, m, title in panels:
-        mean = [r[m][0] for r in rep["table"]]
-        ax.bar(range(len(mean)), mean, yerr=ci(rep["table"], m), capsize=3, color=["0.5"] + ["C0"] * (len(mean) - 1))
-        ax.set_xticks(range(len(mean)), names, fontsize=7)
+    def bars(ax, metric, title):
+        m = np.array([r[metric][0] for r in rows])
+        err = np.nan_to_num(np.array([[r[metric][0] - r[metric][1], r[metric][2] - r[metric][0]] for r in rows]).T)
+        ax.bar(x, m, yerr=err, capsize=4, color=colours)
+        ax.set_xticks(x, arms, rotation=20)
         ax.set_title(title)
-    axes[2].set_ylim(0.5, 1.0)
-    for key, style in (("no_merges", "--"), ("merge_all", ":")):
-        axes[1].axhline(rep["baselines"][key]["errors_per_mm"], color="k", ls=style, lw=1, label=key.replace("_", " "))
-    axes[1].legend(fontsize=7, loc="upper right")
-    lc = rep["learning_curve"]
-    x = [r["n_train"] for r in lc]
-    axes[3].errorbar(x, [r["errors"][0] for r in lc], yerr=ci(lc, "errors"), marker="o", capsize=3, color="C0")
-    axes[3].set_ylabel("test errors", color="C0")
-    twin = axes[3].twinx()
-    twin.errorbar(x, [r["auroc"][0] for r in lc], yerr=ci(lc, "auroc"), marker="s", capsize=3, color="C1")
-    twin.set_ylabel("AUROC", color="C1")
-    axes[3].set_xscale("log", base=2)
-    axes[3].set_xticks(x, [str(v) for v in x])
-    axes[3].set_xlabel("real training neurons")
-    axes[3].set_title("learning curve (real only)")
+
+    fig, axes = plt.subplots(1, 4, figsize=(19, 4.6))
+    bars(axes[0], "errors_per_mm", "residual errors per mm (test volumes)")
+    for key, style in (("join_none", "--"), ("join_all", ":")):
+        axes[0].axhline(rep["baselines"][key]["errors_per_mm"], color="k", ls=style, lw=1, label=key.replace("_", " "))
+    axes[0].legend(fontsize=8)
+    # paired change vs real, with MoGen's reference
+    ax = axes[1]
+    others = [(i, a) for i, a in enumerate(arms) if "vs_real" in rep["arms"][a]]
+    for i, a in others:
+        d = rep["arms"][a]["vs_real"]["errors_per_mm"]
+        ax.errorbar([i], [-100 * d["reduction"]], yerr=[[100 * (d["ci"][1] - d["reduction"])], [100 * (d["reduction"] - d["ci"][0])]],
+                    fmt="o", color=colours[i], capsize=5, ms=8)
+    ax.axhline(0, color="k", lw=1)
+    ax.axhline(-4.4, color="C2", ls="--", lw=1, label="MoGen: −4.4%")
+    ax.set_xticks(x, arms, rotation=20)
+    ax.set_ylabel("% change in errors/mm vs real")
+    ax.set_title("paired change vs real (95% CI)")
+    ax.legend(fontsize=8)
+    bars(axes[2], "voi", "VOI split + merge (bits)")
+    # packing-to-packing spread
+    ax = axes[3]
+    for i, r in enumerate(rows):
+        pp = r["per_packing_errors_per_mm"]
+        ax.plot(np.full(len(pp), i) + np.linspace(-0.15, 0.15, len(pp)), pp, "o", color=colours[i])
+    ax.set_xticks(x, arms, rotation=20)
+    ax.set_title("errors/mm per packing (mean over seeds)")
+    fig.suptitle(f"false-contact fraction in test volumes: {rep['volumes']['test']['false_contact_fraction']:.2f}; "
+                 f"{rep['settings']['seeds']} seeds x {rep['settings']['packings']} packings", fontsize=10)
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    fig.savefig(path, dpi=110)
     plt.close(fig)
 
 
@@ -493,56 +691,98 @@ DESCRIPTION = __doc__
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--real", required=True, help="dataset directory written by `mogen prepare` (manifest.json, train/val/test)")
-    p.add_argument("--synthetic", required=True, help="samples.npz written by sample.py (with train_neurons)")
-    p.add_argument("--out", required=True, help="output directory for report.json, report.md, augment.png")
-    p.add_argument("--share", type=float, default=0.1, help="share of each batch replaced by synthetic/control candidates")
-    p.add_argument("--shares", type=float, nargs="*", default=[0.1, 0.3],
-                   help="shares swept for the synthetic arm (--share is always included)")
-    p.add_argument("--control-shares", type=float, nargs="*", default=None,
-                   help="shares for the jitter and random-walk controls (default: --share only)")
-    p.add_argument("--seeds", type=int, default=5, help="training seeds per arm")
-    p.add_argument("--steps", type=int, default=1000, help="training steps per run (same for every arm)")
+    f = PRESETS["full"]
+    p.add_argument("--real", required=True, help="dataset folder from `mogen prepare`: its train cells fill the training "
+                                                 "volumes, its val cells set the threshold, its test cells are scored")
+    p.add_argument("--synthetic", default=None, help="samples.npz from sample.py (generator trained on --real's train split); "
+                                                     "without it the synthetic arm is left out")
+    p.add_argument("--test-data", default=None, metavar="DIR",
+                   help="a folder from `mogen prepare` whose cells (all splits) replace --real's test split")
+    p.add_argument("--out", required=True, help="output folder (report.json, report.md, augment.png, volumes/, cache/)")
+    p.add_argument("--quick", action="store_true",
+                   help="tiny volumes, few steps, 1 seed, 1 packing: the whole pipeline in a few minutes (options given "
+                        "explicitly still win)")
+    p.add_argument("--arms", nargs="+", default=None, choices=sorted(ARMS),
+                   help="arms to run (default: all; synthetic only with --synthetic). " +
+                        "; ".join(f"{a.name}: {a.help}" for a in ARMS.values()))
+    p.add_argument("--share", type=float, default=0.1, help="share of each training volume's objects an arm replaces")
+    p.add_argument("--seeds", type=int, default=None, help=f"classifier training seeds per arm and packing (default {f['seeds']})")
+    p.add_argument("--packings", type=int, default=None, help=f"independent sets of volumes (default {f['packings']})")
+    p.add_argument("--train-volumes", type=int, default=None, help=f"training volumes per packing (default {f['train_volumes']})")
+    p.add_argument("--val-volumes", type=int, default=None, help=f"validation volumes per packing (default {f['val_volumes']})")
+    p.add_argument("--test-volumes", type=int, default=None, help=f"test volumes per packing (default {f['test_volumes']})")
+    d = VolumeSpec()
+    p.add_argument("--extent", type=float, default=None, help=f"edge of each cubic volume, µm (default {d.extent_um})")
+    p.add_argument("--voxel-size", type=float, nargs=3, default=None, metavar=("Z", "Y", "X"),
+                   help=f"voxel size in nm (default {' '.join(f'{v:g}' for v in d.voxel_nm)})")
+    p.add_argument("--objects", type=int, default=None, help=f"objects packed per volume (default {d.objects})")
+    p.add_argument("--max-overlap", type=float, default=None,
+                   help=f"share of an object's points allowed inside objects already placed (default {d.max_overlap})")
+    p.add_argument("--block", type=float, default=None, help=f"segmentation block edge, µm; 0 = no block cuts (default {d.block_um})")
+    p.add_argument("--neck", type=float, default=None, help=f"watershed seed height, µm; 0 = no neck splits (default {d.neck_um})")
+    p.add_argument("--view", type=float, default=None, help=f"radius of the classifier's view around a contact, µm (default {d.view_um})")
+    p.add_argument("--points", type=int, default=None, help=f"points per view (default {d.points})")
+    p.add_argument("--steps", type=int, default=None, help=f"classifier training steps (default {f['steps']})")
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--lr", type=float, default=2e-3)
-    p.add_argument("--points", type=int, default=256, help="points per merge candidate")
-    p.add_argument("--view", type=float, default=1.0,
-                   help="the classifier sees the ball of view x R around the contact (1 = the whole fragment ball)")
-    p.add_argument("--train-candidates", type=int, default=2000, help="real training candidates per learning-curve size")
-    p.add_argument("--extra-candidates", type=int, default=1500, help="candidates in each synthetic/control pool")
-    p.add_argument("--max-synthetic", type=int, default=2000, help="most generated fragments used (controls use as many)")
-    p.add_argument("--val-candidates", type=int, default=400, help="validation true joins (sets the threshold)")
-    p.add_argument("--test-candidates", type=int, default=800, help="test candidates (half true joins)")
-    p.add_argument("--acceptance", type=float, default=0.95, help="share of validation true joins accepted")
-    p.add_argument("--curve", type=int, nargs="*", default=None, help="real train-neuron counts for the learning curve (default 2..all)")
-    p.add_argument("--replay-threshold", choices=("min-errors", "acceptance"), default="min-errors",
-                   help="replay accept threshold from the validation replay: fewest split+merge errors (needs "
-                        "validation neurons that touch), or --acceptance of its true contacts")
-    p.add_argument("--piece-um", type=float, default=15.0, help="replay over-segmentation grid (µm)")
-    p.add_argument("--contact-um", type=float, default=1.0, help="replay contact distance (µm)")
     p.add_argument("--workers", type=int, default=2, help="worker processes (one torch thread each)")
-    p.add_argument("--arms", nargs="+", default=list(ARMS), choices=ARMS, help="arms to train (e.g. warm the cache without synthetic)")
-    p.add_argument("--control-fragments", type=int, default=1000, help="fragments behind each control pool")
-    p.add_argument("--cache", default=None,
-                   help="directory caching candidate pools and finished runs, keyed by every setting that decides them "
-                        "(default OUT/cache); a rerun with new samples retrains only the synthetic arm")
-    p.add_argument("--data-seed", type=int, default=0, help="seed for candidate pools, held-out val neuron, replay")
+    p.add_argument("--data-seed", type=int, default=0, help="seed of packings, held-out val cells and replaced slots")
+    p.add_argument("--allow-foreign-generator", action="store_true",
+                   help="accept a generator trained on another dataset than --real (its cells are then compared by id)")
+    p.add_argument("--force", action="store_true", help="replace an earlier benchmark with other settings in --out")
 
 
-def run(args) -> int:
-    for name in ("share", "acceptance"):
-        if not 0 <= getattr(args, name) <= 1:
-            raise UsageError(f"--{name} must be in [0, 1], got {getattr(args, name)}")
-    if any(not 0 < p < 1 for p in args.shares + [args.share] + (args.control_shares or [])):
-        raise UsageError(f"--share/--shares must be in (0, 1), got {args.share} / {args.shares}")
-    if not 0 < args.view <= 1:
-        raise UsageError(f"--view must be in (0, 1], got {args.view}")
-    if args.seeds < 1 or args.steps < 1:
-        raise UsageError("--seeds and --steps must be at least 1")
-    out = Path(args.out)
-    rep = run_experiment(args)
-    write_report(rep, out)
-    print((out / "report.md").read_text())
+def settings_from_args(args: argparse.Namespace) -> Settings:
+    """Settings from the command line: the preset (full or --quick), then every option given."""
+    preset = dict(PRESETS["quick" if args.quick else "full"])
+    vol = dict(preset.pop("volume", {}))
+    for opt, key in (("extent", "extent_um"), ("voxel_size", "voxel_nm"), ("objects", "objects"), ("max_overlap", "max_overlap"),
+                     ("block", "block_um"), ("neck", "neck_um"), ("view", "view_um"), ("points", "points")):
+        if getattr(args, opt) is not None:
+            vol[key] = tuple(getattr(args, opt)) if opt == "voxel_size" else getattr(args, opt)
+    if "voxel_nm" in vol:
+        vol["voxel_nm"] = tuple(float(v) for v in vol["voxel_nm"])
+    for key in ("seeds", "packings", "train_volumes", "val_volumes", "test_volumes", "steps"):
+        if getattr(args, key) is not None:
+            preset[key] = getattr(args, key)
+    arms = tuple(args.arms) if args.arms else tuple(a for a in ARMS if a != "synthetic" or args.synthetic)
+    return Settings(real=args.real, out=args.out, synthetic=args.synthetic, test_data=args.test_data, arms=arms,
+                    share=args.share, volume=VolumeSpec(**vol), batch_size=args.batch_size, lr=args.lr, workers=args.workers,
+                    data_seed=args.data_seed, allow_foreign_generator=args.allow_foreign_generator, force=args.force,
+                    quick=args.quick, **preset)
+
+
+def check_settings(s: Settings) -> None:
+    """Every argument that is wrong on its own, before any file is read."""
+    s.volume.check()
+    if not 0 < s.share < 1:
+        raise UsageError(f"--share must be in (0, 1), got {s.share}")
+    if round(s.share * s.volume.objects) < 1:
+        raise UsageError(f"--share {s.share} of {s.volume.objects} objects replaces none; raise --share or --objects")
+    for name in ("seeds", "packings", "train_volumes", "val_volumes", "test_volumes", "steps", "batch_size", "workers"):
+        if getattr(s, name) < 1:
+            raise UsageError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(s, name)}")
+    if not (np.isfinite(s.lr) and s.lr > 0):
+        raise UsageError(f"--lr must be a positive number, got {s.lr}")
+    if "real" not in s.arms:
+        raise UsageError("--arms must include real: every other arm is compared with it")
+    if "synthetic" in s.arms and not s.synthetic:
+        raise UsageError("the synthetic arm needs --synthetic SAMPLES.npz (or leave it out of --arms)")
+    for path, flag in ((s.real, "--real"), (s.test_data, "--test-data")):
+        if path and not Path(path).is_dir():
+            raise UsageError(f"{flag} {path}: no such dataset folder (make one with `mogen prepare`)")
+    if s.synthetic and not Path(s.synthetic).is_file():
+        raise UsageError(f"--synthetic {s.synthetic}: no such file (write one with sample.py)")
+    if s.volume.voxels > MAX_VOXELS:  # also in VolumeSpec.check; kept explicit for the message order
+        raise UsageError(f"volumes of {s.volume.voxels:,} voxels do not fit in memory")
+
+
+def run(args: argparse.Namespace) -> int:
+    s = settings_from_args(args)
+    check_settings(s)
+    rep = run_experiment(s)
+    write_report(rep, Path(s.out))
+    print((Path(s.out) / "report.md").read_text())
     return 0
 
 
