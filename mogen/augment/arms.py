@@ -109,6 +109,6 @@ def _random_walk(src: ArmSources, n: int, rng: np.random.Generator) -> list[Obj]
 
 register(Arm("real", "real objects only (the baseline)", None))
 register(Arm("synthetic", "generated fragments (samples.npz) in place of a share of the real ones", _synthetic, needs_samples=True))
-register(Arm("jitter", "control: other real training fragments with Gaussian noise (jitter_um) on every point", _jitter))
+register(Arm("jitter", "control: other real training fragments with Gaussian noise (0.1 µm) on every point", _jitter))
 register(Arm("elastic", "control: other real training fragments, scaled and elastically deformed", _elastic))
 register(Arm("random-walk", "control: fragments of random-walk neurons", _random_walk))

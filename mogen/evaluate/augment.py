@@ -691,7 +691,9 @@ DESCRIPTION = __doc__
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    f = PRESETS["full"]
+    full, quick = PRESETS["full"], PRESETS["quick"]
+    d, dq = VolumeSpec(), VolumeSpec(**quick["volume"])
+
     p.add_argument("--real", required=True, help="dataset folder from `mogen prepare`: its train cells fill the training "
                                                  "volumes, its val cells set the threshold, its test cells are scored")
     p.add_argument("--synthetic", default=None, help="samples.npz from sample.py (generator trained on --real's train split); "
@@ -702,34 +704,38 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--quick", action="store_true",
                    help="tiny volumes, few steps, 1 seed, 1 packing: the whole pipeline in a few minutes (options given "
                         "explicitly still win)")
-    p.add_argument("--arms", nargs="+", default=None, choices=sorted(ARMS),
+    p.add_argument("--arms", nargs="+", default=argparse.SUPPRESS, choices=sorted(ARMS),
                    help="arms to run (default: all; synthetic only with --synthetic). " +
                         "; ".join(f"{a.name}: {a.help}" for a in ARMS.values()))
     p.add_argument("--share", type=float, default=0.1, help="share of each training volume's objects an arm replaces")
-    p.add_argument("--seeds", type=int, default=None, help=f"classifier training seeds per arm and packing (default {f['seeds']})")
-    p.add_argument("--packings", type=int, default=None, help=f"independent sets of volumes (default {f['packings']})")
-    p.add_argument("--train-volumes", type=int, default=None, help=f"training volumes per packing (default {f['train_volumes']})")
-    p.add_argument("--val-volumes", type=int, default=None, help=f"validation volumes per packing (default {f['val_volumes']})")
-    p.add_argument("--test-volumes", type=int, default=None, help=f"test volumes per packing (default {f['test_volumes']})")
-    d = VolumeSpec()
-    p.add_argument("--extent", type=float, default=None, help=f"edge of each cubic volume, µm (default {d.extent_um})")
-    p.add_argument("--voxel-size", type=float, nargs=3, default=None, metavar=("Z", "Y", "X"),
-                   help=f"voxel size in nm (default {' '.join(f'{v:g}' for v in d.voxel_nm)})")
-    p.add_argument("--objects", type=int, default=None, help=f"objects packed per volume (default {d.objects})")
-    p.add_argument("--max-overlap", type=float, default=None,
+    q = argparse.SUPPRESS
+    for name, key, typ, text in (("--seeds", "seeds", int, "classifier training seeds per arm and packing"),
+                                 ("--packings", "packings", int, "independent sets of volumes"),
+                                 ("--train-volumes", "train_volumes", int, "training volumes per packing"),
+                                 ("--val-volumes", "val_volumes", int, "validation volumes per packing"),
+                                 ("--test-volumes", "test_volumes", int, "test volumes per packing"),
+                                 ("--steps", "steps", int, "classifier training steps")):
+        p.add_argument(name, type=typ, default=q, help=f"{text} (default {full[key]}; --quick {quick[key]})")
+    for name, key, typ, text in (("--extent", "extent_um", float, "edge of each cubic volume, µm"),
+                                 ("--objects", "objects", int, "objects packed per volume"),
+                                 ("--view", "view_um", float, "radius of the classifier's view around a contact, µm"),
+                                 ("--points", "points", int, "points per view")):
+        p.add_argument(name, type=typ, default=q, help=f"{text} (default {getattr(d, key)}; --quick {getattr(dq, key)})")
+    p.add_argument("--voxel-size", type=float, nargs=3, default=q, metavar=("Z", "Y", "X"),
+                   help=f"voxel size in nm (default {' '.join(f'{v:g}' for v in d.voxel_nm)}; --quick "
+                        f"{' '.join(f'{v:g}' for v in dq.voxel_nm)})")
+    p.add_argument("--max-overlap", type=float, default=q,
                    help=f"share of an object's points allowed inside objects already placed (default {d.max_overlap})")
-    p.add_argument("--block", type=float, default=None, help=f"segmentation block edge, µm; 0 = no block cuts (default {d.block_um})")
-    p.add_argument("--neck", type=float, default=None, help=f"watershed seed height, µm; 0 = no neck splits (default {d.neck_um})")
-    p.add_argument("--view", type=float, default=None, help=f"radius of the classifier's view around a contact, µm (default {d.view_um})")
-    p.add_argument("--points", type=int, default=None, help=f"points per view (default {d.points})")
-    p.add_argument("--steps", type=int, default=None, help=f"classifier training steps (default {f['steps']})")
-    p.add_argument("--batch-size", type=int, default=32)
-    p.add_argument("--lr", type=float, default=2e-3)
+    p.add_argument("--block", type=float, default=q, help=f"segmentation block edge, µm; 0 = no block cuts (default {d.block_um})")
+    p.add_argument("--neck", type=float, default=q, help=f"watershed seed height, µm; 0 = no neck splits (default {d.neck_um})")
+    p.add_argument("--batch-size", type=int, default=32, help="classifier batch size")
+    p.add_argument("--lr", type=float, default=2e-3, help="classifier learning rate")
     p.add_argument("--workers", type=int, default=2, help="worker processes (one torch thread each)")
     p.add_argument("--data-seed", type=int, default=0, help="seed of packings, held-out val cells and replaced slots")
     p.add_argument("--allow-foreign-generator", action="store_true",
                    help="accept a generator trained on another dataset than --real (its cells are then compared by id)")
-    p.add_argument("--force", action="store_true", help="replace an earlier benchmark with other settings in --out")
+    p.add_argument("--force", action="store_true",
+                   help="replace an earlier benchmark with other settings in --out (its report and volumes; the cache is kept)")
 
 
 def settings_from_args(args: argparse.Namespace) -> Settings:
@@ -738,14 +744,14 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
     vol = dict(preset.pop("volume", {}))
     for opt, key in (("extent", "extent_um"), ("voxel_size", "voxel_nm"), ("objects", "objects"), ("max_overlap", "max_overlap"),
                      ("block", "block_um"), ("neck", "neck_um"), ("view", "view_um"), ("points", "points")):
-        if getattr(args, opt) is not None:
+        if hasattr(args, opt):  # given on the command line (the default is "not there")
             vol[key] = tuple(getattr(args, opt)) if opt == "voxel_size" else getattr(args, opt)
     if "voxel_nm" in vol:
         vol["voxel_nm"] = tuple(float(v) for v in vol["voxel_nm"])
     for key in ("seeds", "packings", "train_volumes", "val_volumes", "test_volumes", "steps"):
-        if getattr(args, key) is not None:
+        if hasattr(args, key):
             preset[key] = getattr(args, key)
-    arms = tuple(args.arms) if args.arms else tuple(a for a in ARMS if a != "synthetic" or args.synthetic)
+    arms = tuple(args.arms) if hasattr(args, "arms") else tuple(a for a in ARMS if a != "synthetic" or args.synthetic)
     return Settings(real=args.real, out=args.out, synthetic=args.synthetic, test_data=args.test_data, arms=arms,
                     share=args.share, volume=VolumeSpec(**vol), batch_size=args.batch_size, lr=args.lr, workers=args.workers,
                     data_seed=args.data_seed, allow_foreign_generator=args.allow_foreign_generator, force=args.force,
