@@ -174,3 +174,41 @@ def test_volume_files_refused_clearly(tmp_path):
     (tmp_path / "junk.h5").write_bytes(b"not hdf5")
     with pytest.raises(VolumeError, match="unreadable"):
         read_volume(tmp_path / "junk.h5")
+
+
+def test_augment_commands_end_to_end_and_bad_input_before_work(tmp_path, capsys):
+    from mogen.augment import cli
+    from mogen.cli import run_command
+    from mogen.samples import write_samples
+
+    pts = random_walk_fragments(6, n_points=512, radius_um=10.0, seed=0) * 10.0
+    write_samples(tmp_path / "s.npz", pts, 10.0, {"checkpoint": "test"})
+    run = lambda *a: run_command("mogen augment", cli, list(a))
+    small = ["--extent", "3", "--voxel-size", "150", "150", "150", "--objects", "6"]
+    assert run("render", "--source", str(tmp_path / "s.npz"), "--out", str(tmp_path / "v.zarr"), *small) == 0
+    vol = read_volume(tmp_path / "v.zarr")
+    assert vol["raw"] is not None and vol["supervoxels"] is not None and vol["metadata"]["cells"] == ["synthetic"]
+    assert run("examples", "--volume", str(tmp_path / "v.zarr"), "--out", str(tmp_path / "e.npz"), "--points", "16") == 0
+    with np.load(tmp_path / "e.npz") as z:
+        assert z["points"].shape[1:] == (16, 3) and len(z["labels"]) == len(z["cell_a"])
+    capsys.readouterr()
+    # every bad input: one line, exit 2 (argument) or 1 (data), nothing written
+    bad = pts.copy()
+    bad[2, 5, 1] = np.nan
+    np.savez(tmp_path / "nan.npz", points=bad, radius_um=10.0)
+
+    def render(**change):
+        opts = {"--source": str(tmp_path / "s.npz"), "--out": str(tmp_path / "w.zarr"), "--extent": "3",
+                "--voxel-size": ["150", "150", "150"], "--objects": "6", **change}
+        return run("render", *[x for k, v in opts.items() for x in ([k] + (v if isinstance(v, list) else [v]))])
+
+    cases = [({"--voxel-size": ["0", "150", "150"]}, 2, "--voxel-size"), ({"--extent": "1e5"}, 2, "fit in memory"),
+             ({"--source": str(tmp_path / "nan.npz")}, 1, "NaN"), ({"--out": str(tmp_path / "w.tif")}, 2, "unsupported volume format"),
+             ({"--noise": "-1"}, 2, "--noise")]
+    for change, code, message in cases:
+        assert render(**change) == code, change
+        err = capsys.readouterr().err
+        assert message in err and "Traceback" not in err and err.count("\n") == 1
+    assert not (tmp_path / "w.zarr").exists() and not (tmp_path / "w.tif").exists()
+    assert run("render", "--source", str(tmp_path / "s.npz"), "--out", str(tmp_path / "v.zarr"), *small) == 2  # exists
+    assert run("examples", "--volume", str(tmp_path / "none.zarr"), "--out", str(tmp_path / "e2.npz")) == 2

@@ -42,7 +42,6 @@ import json
 import multiprocessing as mp
 import os
 import pickle
-import shutil
 import sys
 import time
 from dataclasses import asdict, dataclass, field, replace
@@ -441,8 +440,8 @@ def plan_volumes(s: Settings, inputs: Inputs, arms: list[str]) -> list[dict]:
 
 
 def _prepare_out(s: Settings) -> tuple[Path, Path]:
-    """Refuse an --out that holds something else, or another benchmark unless --force (which clears
-    its volumes; its report is rewritten and its cache, keyed by settings, is reused)."""
+    """Refuse an --out that holds something else, or another benchmark unless --force (its report is
+    rewritten; its volumes and cache, keyed by what decides them, are reused where still valid)."""
     out = Path(s.out)
     record = out / "settings.json"
     identity = s.identity()
@@ -452,8 +451,8 @@ def _prepare_out(s: Settings) -> tuple[Path, Path]:
         if json.loads(record.read_text()) != identity:
             if not s.force:
                 raise UsageError(f"--out {out} holds a benchmark with other settings; pass --force to replace its report "
-                                 "and volumes (its cache is kept: entries are keyed by their settings) or choose another folder")
-            shutil.rmtree(out / "volumes", ignore_errors=True)
+                                 "(volumes and cached runs are keyed by what decides them, so valid ones are reused) "
+                                 "or choose another folder")
     (out / "cache").mkdir(parents=True, exist_ok=True)
     (out / "volumes").mkdir(parents=True, exist_ok=True)
     record.write_text(json.dumps(identity, indent=1))
@@ -735,7 +734,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--allow-foreign-generator", action="store_true",
                    help="accept a generator trained on another dataset than --real (its cells are then compared by id)")
     p.add_argument("--force", action="store_true",
-                   help="replace an earlier benchmark with other settings in --out (its report and volumes; the cache is kept)")
+                   help="replace an earlier benchmark with other settings in --out (its report; volumes and runs still valid are reused)")
 
 
 def settings_from_args(args: argparse.Namespace) -> Settings:
