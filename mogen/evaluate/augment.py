@@ -430,7 +430,7 @@ def plan_volumes(s: Settings, inputs: Inputs, arms: list[str]) -> list[dict]:
                 rng = np.random.default_rng(seed)
                 members = rng.choice(len(pool), size=n, replace=n > len(pool)).tolist()
                 slots = sorted(rng.choice(n, size=int(round(s.share * n)), replace=False).tolist()) if split == "train" else []
-                arm_seeds = {"real": 0}
+                arm_seeds = {"real": 0}  # one draw per registered arm (a new arm changes these: bump VOLUME_VERSION)
                 if split == "train":
                     arm_seeds.update({a: int(rng.integers(2**31)) + k for k, a in enumerate(sorted(ARMS))})
                 use = {a: arm_seeds[a] for a in arms if split == "train" or a == "real"}
