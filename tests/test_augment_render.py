@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from mogen.augment.em import boundaries, em_raw
+from mogen.augment.em import em_raw
 from mogen.augment.io import read_volume, write_volume
 from mogen.augment.random_walk import random_walk_fragments, random_walk_skeleton, random_walk_surface
-from mogen.augment.render import Grid, face_contacts, pack_labels, pack_objects, points_to_solid, skeleton_to_solid
+from mogen.augment.render import Grid, boundaries, face_contacts, pack_labels, pack_objects, points_to_solid, skeleton_to_solid
 from mogen.errors import UsageError, VolumeError
 
 

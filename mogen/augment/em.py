@@ -21,17 +21,7 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage
 
-
-def boundaries(labels: np.ndarray) -> np.ndarray:
-    """Voxels whose label differs from a face neighbour's (object-object and object-background)."""
-    edge = np.zeros(labels.shape, bool)
-    for axis in range(labels.ndim):
-        a = np.moveaxis(labels, axis, 0)
-        e = np.moveaxis(edge, axis, 0)
-        diff = a[1:] != a[:-1]
-        e[1:] |= diff
-        e[:-1] |= diff
-    return edge
+from mogen.augment.render import boundaries
 
 
 def em_raw(

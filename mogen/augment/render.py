@@ -167,6 +167,18 @@ def interior(mask: np.ndarray) -> np.ndarray:
     return inner
 
 
+def boundaries(labels: np.ndarray) -> np.ndarray:
+    """Voxels whose label differs from a face neighbour's (object-object and object-background)."""
+    edge = np.zeros(labels.shape, bool)
+    for axis in range(labels.ndim):
+        a = np.moveaxis(labels, axis, 0)
+        e = np.moveaxis(edge, axis, 0)
+        diff = a[1:] != a[:-1]
+        e[1:] |= diff
+        e[:-1] |= diff
+    return edge
+
+
 def points_to_solid(points_um: np.ndarray, grid: Grid, dilate_um: float = DILATE_UM, erode_um: float = ERODE_UM) -> np.ndarray:
     """Solid [z, y, x] bool of the object whose surface ``points_um`` [n, 3] sample (see module doc).
 

@@ -27,17 +27,13 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage
 
-from mogen.augment.render import interior
+from mogen.augment.render import boundaries
 
 
 def object_depth(labels: np.ndarray, voxel_um) -> np.ndarray:
-    """Distance (µm) of each voxel to the outside of its own object (other objects count as outside)."""
-    inner = interior(labels > 0)
-    for axis in range(3):  # a voxel whose face neighbour is another object is on the surface too
-        a, same = np.moveaxis(labels, axis, 0), np.moveaxis(inner, axis, 0)
-        differ = a[1:] != a[:-1]
-        same[1:] &= ~differ
-        same[:-1] &= ~differ
+    """Distance (µm) of each voxel to the outside of its own object (other objects count as outside;
+    the volume's edge does not: objects go on beyond it)."""
+    inner = (labels > 0) & ~boundaries(labels)
     return ndimage.distance_transform_edt(inner, sampling=voxel_um).astype(np.float32)
 
 
