@@ -16,6 +16,15 @@ Two options make the learnt flow straighter, so that few ODE steps suffice:
 - **Time warp** (``sample_time``): training times concentrated near t = 0 and t = 1
   (MoGen's cosine / U-shaped warp), where the velocity is hardest to predict.
 
+Samples inside the crop ball by construction (``ball_velocity``): a velocity v at (x_t, t)
+implies the one-step endpoint ``x1_hat = x_t + (1 - t) v`` (the network's guess of the data).
+Squashing that endpoint into the unit ball with a smooth radial map (``squash_ball``: the
+identity inside radius ``knee``, saturating below 1 outside) and turning it back into a
+velocity ``(x1_hat - x_t) / (1 - t)`` gives a field whose Euler steps are convex combinations
+of x_t and a point inside the ball; a sampler whose last step is an Euler step to t = 1
+returns x1_hat itself, so no point can end outside the crop. The loss is unchanged (the same
+velocity MSE), and so is the field wherever the endpoint lies within ``knee``.
+
 Conditions are dropped at random (``drop_conditions``) so that the same network is
 also an unconditional model, which classifier-free guidance needs.
 
@@ -128,6 +137,36 @@ def source_noise(
     eye = torch.eye(3, dtype=torch.float64)
     chol = torch.linalg.cholesky(cov.double().cpu() + 1e-6 * eye).to(z.dtype)
     return centroid.cpu().to(z.dtype).unsqueeze(-2) + noise_std * z @ chol.transpose(-1, -2)
+
+
+BALL_KNEE = 0.9
+BALL_OUTER = 1.0 - 1e-4  # squashed radii stay below this, so float error cannot cross the sphere
+
+
+def squash_ball(y: torch.Tensor, knee: float = BALL_KNEE, outer: float = BALL_OUTER) -> torch.Tensor:
+    """Smooth radial map of points [..., 3] into the ball of radius ``outer``.
+
+    Radii up to ``knee`` are kept; larger ones become ``knee + (outer - knee) tanh((r - knee) / (outer - knee))``
+    (value and slope continuous at the knee), so the map is monotone and C1.
+
+    >>> y = torch.tensor([[0.5, 0.0, 0.0], [3.0, 4.0, 0.0]])
+    >>> squash_ball(y).norm(dim=-1).tolist()[0], bool(squash_ball(y).norm(dim=-1)[1] < 1)
+    (0.5, True)
+    """
+    r = y.norm(dim=-1, keepdim=True)
+    width = outer - knee
+    squashed = knee + width * torch.tanh((r - knee).clamp_min(0) / width)
+    return torch.where(r > knee, y * (squashed / r.clamp_min(1e-12)), y)
+
+
+def ball_velocity(v: torch.Tensor, x: torch.Tensor, t: torch.Tensor, min_gap: float = 1e-3) -> torch.Tensor:
+    """The velocity at (x [B, N, 3], t [B]) whose one-step endpoint is ``squash_ball(x + (1 - t) v)``.
+
+    Equal to ``v`` wherever that endpoint lies within the knee; ``1 - t`` is floored at
+    ``min_gap`` so that the field stays finite at t = 1.
+    """
+    gap = (1 - t).clamp_min(min_gap).view(-1, *([1] * (x.dim() - 1))).to(v.dtype)
+    return (squash_ball(x + gap * v) - x) / gap
 
 
 def interpolate(x0: torch.Tensor, x1: torch.Tensor, t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

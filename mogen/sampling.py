@@ -78,6 +78,7 @@ def sample_clouds(
     source_cond: torch.Tensor | None = None,
     clip_ball: bool = False,
     knn_every: int = 1,
+    last_euler: bool | None = None,
 ) -> torch.Tensor:
     """Generate ``n`` clouds of ``points`` points in unit-ball coordinates: [n, points, 3].
 
@@ -88,6 +89,8 @@ def sample_clouds(
     :func:`draw_conditions` draws them from a checkpoint's training conditions.
     ``clip_ball`` moves points that end outside the unit ball (the crop sphere) onto it.
     ``knn_every`` reuses neighbour indices for that many calls (see :func:`guided_velocity`).
+    ``last_euler`` ends with an Euler step to t = 1 (default: for ball-endpoint models, whose
+    samples then lie inside the crop ball by construction; see :func:`mogen.flow.ball_velocity`).
     """
     device = next(model.parameters()).device
     groups = model.config.cond_groups
@@ -99,6 +102,8 @@ def sample_clouds(
     if len(cond) != n or len(cond_mask) != n:
         raise ValueError(f"need {n} conditions, got cond {tuple(cond.shape)} and mask {tuple(cond_mask.shape)}")
     n_steps = steps if solver == "dopri5" else steps_for_calls(solver, steps)
+    if last_euler is None:
+        last_euler = getattr(model.config, "endpoint", "free") == "ball" and solver != "dopri5"
     g = torch.Generator().manual_seed(seed)
     centroid = cov = None
     if source == "moments":
@@ -111,7 +116,7 @@ def sample_clouds(
     for i in tqdm(range(0, n, batch_size), desc="sample", unit="batch", disable=not progress):
         sl = slice(i, i + batch_size)
         v = guided_velocity(model, cond[sl].to(device), cond_mask[sl].to(device), guidance, knn_every)
-        x, _ = integrate(v, noise[sl].to(device), n_steps, solver, grid)
+        x, _ = integrate(v, noise[sl].to(device), n_steps, solver, grid, last_euler=last_euler)
         if clip_ball:  # fragments are crops of radius 1: pull stray points back onto the sphere
             x = x / x.norm(dim=-1, keepdim=True).clamp(min=1.0)
         out.append(x.float().cpu())

@@ -70,10 +70,14 @@ def integrate(
     grid: str = "uniform",
     rtol: float = 1e-5,
     atol: float = 1e-5,
+    last_euler: bool = False,
 ) -> tuple[torch.Tensor, int]:
     """Integrate ``dx/dt = velocity(x, t)`` from t = 0 to 1. Returns ``(x1, calls)``.
 
     ``steps`` and ``grid`` are ignored by ``dopri5``, which uses ``rtol``/``atol``.
+    ``last_euler`` makes the last step an Euler step (one call): it lands on the field's
+    one-step endpoint ``x + (1 - t) v``, which a ball-endpoint network keeps inside the
+    crop (:func:`mogen.flow.ball_velocity`); fixed-step solvers only.
     """
     if solver == "dopri5":
         return _dopri5(velocity, x0, rtol, atol)
@@ -86,9 +90,12 @@ def integrate(
         return velocity(x, torch.full((b,), t, dtype=x.dtype, device=x.device))
 
     x = x0
-    for t, t_next in zip(ts[:-1], ts[1:]):
+    calls = 0
+    for i, (t, t_next) in enumerate(zip(ts[:-1], ts[1:])):
         h = t_next - t
-        if solver == "euler":
+        last = last_euler and i == steps - 1
+        calls += 1 if last else CALLS_PER_STEP[solver]
+        if solver == "euler" or last:
             x = x + h * f(x, t)
         elif solver == "midpoint":
             x = x + h * f(x + 0.5 * h * f(x, t), t + 0.5 * h)
@@ -102,7 +109,7 @@ def integrate(
             k3 = f(x + 0.5 * h * k2, t + 0.5 * h)
             k4 = f(x + h * k3, t_next)
             x = x + h / 6 * (k1 + 2 * k2 + 2 * k3 + k4)
-    return x, steps * CALLS_PER_STEP[solver]
+    return x, calls
 
 
 def _dopri5(velocity, x0, rtol, atol):

@@ -31,10 +31,14 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from mogen.model.blocks import CrossBlock, SelfBlock, timestep_embedding
+from mogen.model.blocks import CrossBlock, LocalBlock, SelfBlock, timestep_embedding
 from mogen.data.conditions import COND_DIM, COND_GROUPS
+from mogen.flow import ball_velocity
 from mogen.knn import knn_indices, knn_relative
 from mogen.model import register
+
+
+ENDPOINTS = ("free", "ball")
 
 
 @dataclass
@@ -56,6 +60,14 @@ class ModelConfig:
     # Points per cloud during training: neighbour distances shrink like N^-1/2 on a
     # surface, so other N are rescaled to look like this density.
     reference_points: int = 2048
+    # Point-to-point blocks after the last write: each point attends to its k neighbours'
+    # tokens (mogen.model.blocks.LocalBlock), so neighbours can coordinate their spacing.
+    local_layers: int = 0
+    local_dim: int = 16  # attention width of those blocks (their cost is N k local_dim)
+    # "free": the output is the velocity. "ball": the velocity whose one-step endpoint
+    # x + (1 - t) v is squashed into the crop ball (mogen.flow.ball_velocity), so samples
+    # cannot leave the crop.
+    endpoint: str = "free"
 
 
 PRESETS = {
@@ -99,19 +111,20 @@ class VelocityNet(nn.Module):
             CrossBlock(c.point_dim, c.latent_dim, c.heads, inner=c.point_dim, mlp_ratio=c.point_mlp_ratio)
             for _ in range(c.blocks)
         )
+        self.local = nn.ModuleList(LocalBlock(c.point_dim, 2, c.local_dim, c.point_mlp_ratio) for _ in range(c.local_layers))
+        if c.endpoint not in ENDPOINTS:
+            raise ValueError(f"unknown endpoint {c.endpoint!r}; choose from {ENDPOINTS}")
         self.out_norm = nn.RMSNorm(c.point_dim)
         self.out = nn.Linear(c.point_dim, 3)
         # Zero output: the untrained network predicts zero velocity, a calm start.
         nn.init.zeros_(self.out.weight)
         nn.init.zeros_(self.out.bias)
 
-    def knn_features(self, x: torch.Tensor, idx: torch.Tensor | None = None) -> torch.Tensor:
-        """Scaled relative coordinates of each point's k neighbours, flattened: [B, N, 3k]."""
+    def knn_features(self, x: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
+        """Scaled relative coordinates of each point's k neighbours: [B, N, k, 3]."""
         c = self.config
-        if idx is None:
-            idx = knn_indices(x, c.k)
         scale = c.knn_scale * math.sqrt(c.reference_points / x.shape[1])
-        return (knn_relative(x, idx) / scale).flatten(2)
+        return knn_relative(x, idx) / scale
 
     def forward(
         self,
@@ -135,7 +148,9 @@ class VelocityNet(nn.Module):
         keep = torch.cat([mask[:, i : i + 1].expand(-1, s.stop - s.start) for i, s in enumerate(COND_GROUPS.values())], 1)
         cemb = self.cond_mlp(torch.cat([cond * keep, mask], 1))
 
-        h = self.point_in(torch.cat([x, self.knn_features(x, knn)], -1))
+        idx = knn_indices(x, c.k) if knn is None else knn
+        rel = self.knn_features(x, idx)
+        h = self.point_in(torch.cat([x, rel.flatten(2)], -1))
         h = h + (self.time_to_points(temb) + self.cond_to_points(cemb)).unsqueeze(1)
         z = torch.cat([temb[:, None], cemb[:, None], self.latents.expand(b, -1, -1)], 1)
         for read, process, write in zip(self.read, self.process, self.write):
@@ -143,5 +158,8 @@ class VelocityNet(nn.Module):
             for blk in process:
                 z = blk(z)
             h = write(h, z)
-        return self.out(self.out_norm(h))
+        for blk in self.local:
+            h = blk(h, idx, rel)
+        v = self.out(self.out_norm(h))
+        return ball_velocity(v, x, t) if c.endpoint == "ball" else v
 
