@@ -92,8 +92,8 @@ def summary(row: dict, real: dict) -> dict:
     return out
 
 
-def evaluate(ckpt, scorer, real, args) -> dict:
-    model, state = load_generator(ckpt)
+def evaluate(ckpt, scorer, real, args, weights: str = "ema") -> dict:
+    model, state = load_generator(ckpt, weights=weights)
     cfg = state["config"]
     points = state["data"]["points_per_fragment"]
     source = cfg.get("source", "gaussian")
@@ -103,7 +103,7 @@ def evaluate(ckpt, scorer, real, args) -> dict:
                         batch_size=16, source=source, source_cond=source_cond, **sampler_options(cfg))
     seconds = time.perf_counter() - t0
     steps = max(1, state["step"])
-    res = {"checkpoint": str(ckpt), "step": state["step"], "train_minutes": state.get("train_seconds", 0) / 60,
+    res = {"checkpoint": str(ckpt), "weights": weights, "step": state["step"], "train_minutes": state.get("train_seconds", 0) / 60,
            "seconds_per_step": state.get("train_seconds", 0) / steps, "sample_seconds": seconds,
            "recipe": {k: v for k, v in cfg.items() if k in args.recipe_keys}, "rows": {}}
     sets = {"raw": gen.numpy()}
@@ -147,7 +147,7 @@ def markdown(results, real, args, cmd, neurons) -> str:
     ]
     for res in results:
         recipe = ", ".join(f"{k}={v}" for k, v in res["recipe"].items())
-        tag = f"step {res['step']} ({res['train_minutes']:.1f} min, {1000 * res['seconds_per_step']:.0f} ms/step; {recipe})"
+        tag = f"step {res['step']}{' raw weights' if res['weights'] == 'model' else ''} ({res['train_minutes']:.1f} min, {1000 * res['seconds_per_step']:.0f} ms/step; {recipe})"
         for name, s in res["rows"].items():
             lines.append(fmt_row(f"{tag}{'' if name == 'raw' else ', ' + name}", s))
     return "\n".join(lines) + "\n"
@@ -179,6 +179,7 @@ def main(argv=None):
     p.add_argument("--calls", type=int, default=20, help="network calls per sample")
     p.add_argument("--solver", default="midpoint")
     p.add_argument("--grid", default="uniform")
+    p.add_argument("--weights", default="ema", help="comma-separated: ema, model (raw weights)")
     p.add_argument("--clipped", action="store_true", help="also score the samples clipped onto the ball")
     p.add_argument("--save-samples", action="store_true", help="keep 64 raw samples next to each checkpoint")
     p.add_argument("--threads", type=int, default=1, help="torch threads (training and scoring)")
@@ -201,9 +202,10 @@ def main(argv=None):
     real = summary(real, real)
     results = []
     for ckpt in ckpts:
-        print(f"scoring {ckpt}", flush=True)
-        results.append(evaluate(ckpt, scorer, real, args))
-        print(fmt_row(str(ckpt), results[-1]["rows"]["raw"]), flush=True)
+        for weights in args.weights.split(","):
+            print(f"scoring {ckpt} ({weights} weights)", flush=True)
+            results.append(evaluate(ckpt, scorer, real, args, weights))
+            print(fmt_row(f"{ckpt} ({weights})", results[-1]["rows"]["raw"]), flush=True)
     dest = out if not args.ckpt else Path(args.ckpt[0]).parent
     dest.mkdir(parents=True, exist_ok=True)
     (dest / "quality.json").write_text(json.dumps({"real": real, "results": results}, indent=1))

@@ -109,3 +109,26 @@ def test_guided_velocity_reuses_neighbours_as_asked(monkeypatch):
         searches.clear()
         integrate(guided_velocity(net, cond, mask, knn_every=1), x, steps=10, solver="midpoint")
         assert len(searches) == 20
+
+
+def test_local_blocks_keep_permutation_equivariance_and_use_neighbours():
+    net = _net(local_layers=1)
+    x = torch.randn(2, 300, 3) * 0.5
+    t, cond, mask = torch.tensor([0.3, 0.8]), torch.zeros(2, 14), torch.zeros(2, 4, dtype=torch.bool)
+    perm = torch.randperm(300)
+    with torch.no_grad():
+        v = net(x, t, cond, mask)
+        assert torch.allclose(v[:, perm], net(x[:, perm], t, cond, mask), atol=1e-5)
+        # the block reads neighbours' tokens: other neighbour indices change the output
+        idx = knn_indices(x, net.config.k)
+        assert not torch.allclose(v, net(x, t, cond, mask, knn=idx.roll(1, dims=1)), atol=1e-4)
+
+
+def test_ball_endpoint_model_samples_inside_the_crop():
+    from mogen.sampling import sample_clouds
+
+    for endpoint, inside in (("free", False), ("ball", True)):
+        net = _net(endpoint=endpoint)
+        torch.nn.init.normal_(net.out.bias, std=2.0)  # push every point far out
+        x = sample_clouds(net, 2, points=128, steps=6)
+        assert bool((x.norm(dim=-1) < 1).all()) == inside
