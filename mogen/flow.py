@@ -116,6 +116,7 @@ def _match_leaves(x1, x0, idx1, idx0, groups, n):
 
 
 SOURCES = ("gaussian", "moments")
+SELF_COND_P = 0.5  # fraction of training batches that see a previous estimate of x1
 
 
 def source_noise(
@@ -216,5 +217,17 @@ def flow_matching_loss(
         x0 = pair_noise(x1.detach().cpu(), x0.cpu()).to(x1)
     t = sample_time(b, time_sampler, generator).to(x1)
     xt, target = interpolate(x0, x1, t)
-    pred = model(xt, t, cond, cond_mask, knn=knn)
+    net = getattr(model, "module", model)  # DistributedDataParallel wraps the network
+    extra = {}
+    if getattr(net.config, "self_cond", False):
+        # Self-conditioning (Chen et al., 2023): half of the batches first estimate x1 without
+        # gradient and train the network to refine that estimate, as it will at sampling time.
+        from mogen.knn import knn_indices
+
+        knn = knn_indices(xt, net.config.k) if knn is None else knn
+        if torch.rand(1, generator=generator).item() < SELF_COND_P:
+            with torch.no_grad():
+                v0 = net(xt, t, cond, cond_mask, knn=knn)
+            extra["x1_prev"] = (xt + (1 - t).view(-1, 1, 1) * v0).detach()
+    pred = model(xt, t, cond, cond_mask, knn=knn, **extra)
     return (pred.float() - target.float()).pow(2).mean()

@@ -146,19 +146,26 @@ def guided_velocity(model, cond: torch.Tensor, cond_mask: torch.Tensor, guidance
     if knn_every < 1:
         raise ValueError(f"knn_every must be at least 1, got {knn_every}")
     use_guidance = not math.isclose(guidance, 1.0) and bool(cond_mask.any())
+    self_cond = getattr(model.config, "self_cond", False)
     none = torch.zeros_like(cond_mask)
-    calls, idx = 0, None  # idx is set on the first call (calls == 0)
+    calls, idx, x1_prev = 0, None, None  # idx is set on the first call (calls == 0)
 
     def velocity(x, t):
-        nonlocal calls, idx
+        nonlocal calls, idx, x1_prev
         if calls % knn_every == 0:
             idx = knn_indices(x, model.config.k)
         calls += 1
+        extra = {"x1_prev": x1_prev} if self_cond else {}
         if not use_guidance:
-            return model(x, t, cond, cond_mask, knn=idx)
-        v = model(torch.cat([x, x]), torch.cat([t, t]), torch.cat([cond, cond]), torch.cat([cond_mask, none]),
-                  knn=torch.cat([idx, idx]))
-        v_cond, v_uncond = v.chunk(2)
-        return v_uncond + guidance * (v_cond - v_uncond)
+            v = model(x, t, cond, cond_mask, knn=idx, **extra)
+        else:
+            if x1_prev is not None:
+                extra["x1_prev"] = torch.cat([x1_prev, x1_prev])
+            v_cond, v_uncond = model(torch.cat([x, x]), torch.cat([t, t]), torch.cat([cond, cond]),
+                                     torch.cat([cond_mask, none]), knn=torch.cat([idx, idx]), **extra).chunk(2)
+            v = v_uncond + guidance * (v_cond - v_uncond)
+        if self_cond:  # the next call refines this call's estimate of the data
+            x1_prev = x + (1 - t).view(-1, *([1] * (x.dim() - 1))).to(x.dtype) * v
+        return v
 
     return velocity

@@ -68,6 +68,10 @@ class ModelConfig:
     # x + (1 - t) v is squashed into the crop ball (mogen.flow.ball_velocity), so samples
     # cannot leave the crop.
     endpoint: str = "free"
+    # Self-conditioning: each point also sees the network's previous estimate of the data
+    # (its own x1_hat and its neighbours' relative to it), so a sampling trajectory keeps
+    # refining one structure instead of re-averaging all structures the noise allows.
+    self_cond: bool = False
 
 
 PRESETS = {
@@ -87,7 +91,7 @@ class VelocityNet(nn.Module):
     def __init__(self, config: ModelConfig):
         super().__init__()
         c = self.config = config
-        self.point_in = nn.Linear(3 + 3 * c.k, c.point_dim)
+        self.point_in = nn.Linear((3 + 3 * c.k) * (2 if c.self_cond else 1), c.point_dim)
         self.time_mlp = nn.Sequential(
             nn.Linear(c.latent_dim, c.latent_dim), nn.SiLU(), nn.Linear(c.latent_dim, c.latent_dim)
         )
@@ -133,12 +137,15 @@ class VelocityNet(nn.Module):
         cond: torch.Tensor,
         cond_mask: torch.Tensor,
         knn: torch.Tensor | None = None,
+        x1_prev: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """Velocity at points ``x`` [B, N, 3], times ``t`` [B].
 
         ``cond`` [B, 14] is the condition vector, ``cond_mask`` [B, 4] (bool) says which
         of its groups are given; the others are zeroed here, so callers can pass
         anything there. ``knn`` [B, N, k] may pass precomputed neighbour indices.
+        ``x1_prev`` [B, N, 3]: the previous estimate of the data (self-conditioning models
+        only; None: no estimate yet).
         """
         c = self.config
         b = x.shape[0]
@@ -150,7 +157,13 @@ class VelocityNet(nn.Module):
 
         idx = knn_indices(x, c.k) if knn is None else knn
         rel = self.knn_features(x, idx)
-        h = self.point_in(torch.cat([x, rel.flatten(2)], -1))
+        feats = [x, rel.flatten(2)]
+        if c.self_cond:
+            if x1_prev is None:
+                feats.append(torch.zeros_like(x).repeat(1, 1, 1 + c.k))
+            else:
+                feats += [x1_prev - x, self.knn_features(x1_prev, idx).flatten(2)]
+        h = self.point_in(torch.cat(feats, -1))
         h = h + (self.time_to_points(temb) + self.cond_to_points(cemb)).unsqueeze(1)
         z = torch.cat([temb[:, None], cemb[:, None], self.latents.expand(b, -1, -1)], 1)
         for read, process, write in zip(self.read, self.process, self.write):
