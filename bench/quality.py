@@ -44,6 +44,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from mogen.data import read_split  # noqa: E402
+from mogen.data.conditions import COND_GROUP_NAMES, group_index  # noqa: E402
 from mogen.evaluate.baselines import make_baselines  # noqa: E402
 from mogen.evaluate.generation import Scorer, Settings, draw_reference  # noqa: E402
 from mogen.metrics.morphometrics import MORPH_NAMES  # noqa: E402
@@ -97,13 +98,21 @@ def evaluate(ckpt, scorer, real, args, weights: str = "ema") -> dict:
     cfg = state["config"]
     points = state["data"]["points_per_fragment"]
     source = cfg.get("source", "gaussian")
-    source_cond = draw_conditions(state["cond_bank"], args.n, args.seed + 1) if source == "moments" else None
+    drawn = draw_conditions(state["cond_bank"], args.n, args.seed + 1)  # training conditions, randomly rotated
+    source_cond = drawn if source == "moments" else None
+    cond = mask = None
+    if args.cond_groups:  # ancestral sampling: conditions drawn from the training fragments
+        cond, mask = drawn, torch.zeros(args.n, len(COND_GROUP_NAMES), dtype=torch.bool)
+        for name in args.cond_groups.split(","):
+            mask[:, group_index(name)] = True
     t0 = time.perf_counter()
-    gen = sample_clouds(model, args.n, points, args.calls, args.solver, args.grid, cfg["noise_std"], seed=args.seed + 1,
-                        batch_size=16, source=source, source_cond=source_cond, **sampler_options(cfg))
+    gen = sample_clouds(model, args.n, points, args.calls, args.solver, args.grid, cfg["noise_std"], cond=cond,
+                        cond_mask=mask, guidance=args.guidance, seed=args.seed + 1, batch_size=16, source=source,
+                        source_cond=source_cond)
     seconds = time.perf_counter() - t0
     steps = max(1, state["step"])
-    res = {"checkpoint": str(ckpt), "weights": weights, "step": state["step"], "train_minutes": state.get("train_seconds", 0) / 60,
+    sampling = f", cond {args.cond_groups} (train), guidance {args.guidance:g}" if args.cond_groups else ""
+    res = {"checkpoint": str(ckpt), "weights": weights, "sampling": sampling, "step": state["step"], "train_minutes": state.get("train_seconds", 0) / 60,
            "seconds_per_step": state.get("train_seconds", 0) / steps, "sample_seconds": seconds,
            "recipe": {k: v for k, v in cfg.items() if k in args.recipe_keys}, "rows": {}}
     sets = {"raw": gen.numpy()}
@@ -115,14 +124,6 @@ def evaluate(ckpt, scorer, real, args, weights: str = "ema") -> dict:
     if args.save_samples:
         np.save(Path(ckpt).with_suffix(".samples.npy"), gen.numpy()[:64])
     return res
-
-
-def sampler_options(cfg: dict) -> dict:
-    """Sampler settings a checkpoint's training config implies (none for older checkpoints)."""
-    import inspect
-
-    params = inspect.signature(sample_clouds).parameters
-    return {k: cfg[k] for k in ("x1_ball",) if k in params and k in cfg}
 
 
 def fmt_row(name: str, s: dict) -> str:
@@ -147,7 +148,7 @@ def markdown(results, real, args, cmd, neurons) -> str:
     ]
     for res in results:
         recipe = ", ".join(f"{k}={v}" for k, v in res["recipe"].items())
-        tag = f"step {res['step']}{' raw weights' if res['weights'] == 'model' else ''} ({res['train_minutes']:.1f} min, {1000 * res['seconds_per_step']:.0f} ms/step; {recipe})"
+        tag = f"step {res['step']}{' raw weights' if res['weights'] == 'model' else ''}{res['sampling']} ({res['train_minutes']:.1f} min, {1000 * res['seconds_per_step']:.0f} ms/step; {recipe})"
         for name, s in res["rows"].items():
             lines.append(fmt_row(f"{tag}{'' if name == 'raw' else ', ' + name}", s))
     return "\n".join(lines) + "\n"
@@ -179,6 +180,9 @@ def main(argv=None):
     p.add_argument("--calls", type=int, default=20, help="network calls per sample")
     p.add_argument("--solver", default="midpoint")
     p.add_argument("--grid", default="uniform")
+    p.add_argument("--cond-groups", default="", help="give these condition groups, drawn with the noise moments "
+                   "from the checkpoint's training conditions (e.g. type,leaves); default: unconditional")
+    p.add_argument("--guidance", type=float, default=1.0, help="classifier-free guidance scale with --cond-groups")
     p.add_argument("--weights", default="ema", help="comma-separated: ema, model (raw weights)")
     p.add_argument("--clipped", action="store_true", help="also score the samples clipped onto the ball")
     p.add_argument("--save-samples", action="store_true", help="keep 64 raw samples next to each checkpoint")

@@ -64,14 +64,30 @@ def cosine_warp(u: torch.Tensor) -> torch.Tensor:
 
 
 def sample_time(n: int, kind: str = "uniform", generator: torch.Generator | None = None) -> torch.Tensor:
-    """Training times t in [0, 1], shape [n]: ``uniform``, ``cosine`` (U-shaped) or ``logit_normal``."""
+    """Training times t in [0, 1], shape [n]: ``uniform``, ``cosine`` (U-shaped) or ``logit_normal``.
+
+    ``logit_normal`` is ``sigmoid(m + s z)``, z ~ N(0, 1), with m = 0, s = 1 unless written
+    ``logit_normal:m:s`` (e.g. ``logit_normal:-0.5:1``: more weight on early, ambiguous times).
+    """
     if kind == "uniform":
         return torch.rand(n, generator=generator)
     if kind == "cosine":
         return cosine_warp(torch.rand(n, generator=generator))
-    if kind == "logit_normal":
-        return torch.sigmoid(torch.randn(n, generator=generator))
-    raise ValueError(f"unknown time sampler {kind!r}; choose from {TIME_SAMPLERS}")
+    if kind.split(":")[0] == "logit_normal":
+        m, s = _logit_normal_params(kind)
+        return torch.sigmoid(m + s * torch.randn(n, generator=generator))
+    raise ValueError(f"unknown time sampler {kind!r}; choose from {TIME_SAMPLERS} (logit_normal:m:s)")
+
+
+def _logit_normal_params(kind: str) -> tuple[float, float]:
+    parts = kind.split(":")[1:]
+    try:
+        m, s = (float(parts[0]), float(parts[1])) if parts else (0.0, 1.0)
+    except (ValueError, IndexError):
+        raise ValueError(f"time sampler {kind!r}: write logit_normal or logit_normal:MEAN:STD") from None
+    if not s > 0:
+        raise ValueError(f"time sampler {kind!r}: the std must be positive")
+    return m, s
 
 
 def pair_noise(x1: torch.Tensor, x0: torch.Tensor, leaf: int = 16) -> torch.Tensor:
