@@ -22,23 +22,23 @@ from mogen.errors import UsageError
 HERE = Path(__file__).resolve().parent
 
 
-def index() -> dict[str, dict]:
+def index(root: Path = HERE) -> dict[str, dict]:
     """``{name: record}`` from ``index.json`` (empty when nothing is bundled)."""
-    path = HERE / "index.json"
+    path = Path(root) / "index.json"
     return json.loads(path.read_text()) if path.is_file() else {}
 
 
-def available() -> list[str]:
-    return sorted(index())
+def available(root: Path = HERE) -> list[str]:
+    return sorted(index(root))
 
 
-def checkpoint_path(name: str) -> Path:
+def checkpoint_path(name: str, root: Path = HERE) -> Path:
     """The bundled checkpoint file of ``name``."""
-    records = index()
+    records = index(root)
     if name not in records:
         have = ", ".join(sorted(records)) or "none in this install"
         raise UsageError(f"no bundled generator named {name!r}; available: {have}")
-    path = HERE / records[name]["file"]
+    path = Path(root) / records[name]["file"]
     if not path.is_file():
         raise UsageError(f"bundled generator {name!r} is listed but its file {path} is missing; reinstall mogen")
     return path
@@ -49,7 +49,7 @@ BUNDLED_KEYS = ("ema", "config", "model_type", "model_config", "step", "train_se
                 "mogen_version")
 
 
-def bundle(ckpt, name: str, record: dict, max_conditions: int = 4096, seed: int = 0) -> Path:
+def bundle(ckpt, name: str, record: dict, max_conditions: int = 4096, seed: int = 0, root: Path = HERE) -> Path:
     """Write checkpoint ``ckpt`` as the bundled generator ``name`` and list it in ``index.json``.
 
     Keeps the EMA weights and what sampling needs (:data:`BUNDLED_KEYS`); the training
@@ -70,14 +70,15 @@ def bundle(ckpt, name: str, record: dict, max_conditions: int = 4096, seed: int 
         small["cond_bank"] = bank[keep.sort().values].clone()
     small["data"] = {k: v for k, v in small["data"].items() if k != "dir"}  # a path on the trainer's machine
     file = f"{name}.pt"
-    save_checkpoint(small, HERE / file)
-    records = index()
+    root = Path(root)
+    save_checkpoint(small, root / file)
+    records = index(root)
     records[name] = {"file": file, "model_type": small.get("model_type"), "step": small.get("step"),
                      "train_minutes": round(small.get("train_seconds", 0.0) / 60, 1),
                      "manifest_hash": small["data"].get("manifest_hash"),
                      "train_neurons": small["data"].get("train_neurons"), **record}
-    (HERE / "index.json").write_text(json.dumps(dict(sorted(records.items())), indent=1) + "\n")
-    return HERE / file
+    (root / "index.json").write_text(json.dumps(dict(sorted(records.items())), indent=1) + "\n")
+    return root / file
 
 
 if __name__ == "__main__":
