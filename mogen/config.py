@@ -39,6 +39,7 @@ class TrainConfig:
     source: str = "moments"  # noise at t=0: gaussian N(0, noise_std^2) | moments N(centroid, noise_std^2 cov)
     noise_std: float = 1.0
     pair: bool = True  # approximate OT pairing of noise to points within each cloud
+    train_points: int = 0  # train on this many random points per fragment (0: all); e.g. 1024 with a larger batch
     cond_drop: float = 0.5  # probability of dropping each condition group
     cond_drop_all: float = 0.2  # probability of dropping all conditions
     # optimisation

@@ -220,12 +220,18 @@ def flow_matching_loss(
     pair: bool = False,
     knn: torch.Tensor | None = None,
     source: str = "gaussian",
+    points: int = 0,
 ) -> torch.Tensor:
     """Mean squared error between the predicted and the path velocity for one batch.
 
     ``x1`` [B, N, 3] is the data (unit-ball coordinates). All randomness (noise, time,
     pairing) comes from ``generator`` so that training is reproducible step by step.
+    ``points`` > 0 trains on that many random points of each cloud (a sparser sample of
+    the same surface: the network's kNN features are rescaled to the full density).
     """
+    if 0 < points < x1.shape[1]:
+        keep = torch.rand(x1.shape[:2], generator=generator).argsort(1)[:, :points].to(x1.device)
+        x1 = x1.gather(1, keep[..., None].expand(-1, -1, x1.shape[-1]))
     b = x1.shape[0]
     centroid, cov = cloud_moments(x1.detach().float()) if source == "moments" else (None, None)
     x0 = source_noise(x1.shape, source, noise_std, centroid, cov, generator).to(x1)

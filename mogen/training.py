@@ -257,7 +257,8 @@ def train(cfg: TrainConfig, resume: str | Path | None = None) -> Path:
             mask = drop_conditions(len(x1), groups, cfg.cond_drop, cfg.cond_drop_all, g).to(device)
             with autocast:
                 loss = flow_matching_loss(
-                    net, x1, cond, mask, g, cfg.time_sampler, cfg.noise_std, cfg.pair, source=cfg.source
+                    net, x1, cond, mask, g, cfg.time_sampler, cfg.noise_std, cfg.pair, source=cfg.source,
+                    points=cfg.train_points,
                 )
             opt.zero_grad(set_to_none=True)
             loss.backward()
