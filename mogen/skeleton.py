@@ -21,7 +21,7 @@ oriented tree with radii. Steps, all in µm:
    repeatedly; they come from surface roughness, not from real branches.
 4. **Radii** (:func:`skeletonize` only): each cloud point is assigned to the nearest point of
    the skeleton's finely resampled edges; a node's radius is the median distance of the points
-   assigned to it (nodes without points take their neighbours' mean).
+   assigned to it (nodes with fewer than 3 points take their neighbours' mean).
 5. **Orientation**: parents point towards a root, the node nearest ``root`` if given, else one
    end of the tree's longest path; nodes are numbered so that parents come first.
 
@@ -201,8 +201,11 @@ class Skeleton:
         return navis.TreeNeuron(df, units="1 micrometer", name=name, id=name)
 
 
-def node_radii(points: np.ndarray, nodes: np.ndarray, edges: np.ndarray, step: float) -> np.ndarray:
-    """Radius per node: median distance of the cloud points assigned to it (see module docstring)."""
+def node_radii(points: np.ndarray, nodes: np.ndarray, edges: np.ndarray, step: float, min_points: int = 3) -> np.ndarray:
+    """Radius per node: median distance of the cloud points assigned to it (see module docstring).
+
+    Nodes with fewer than ``min_points`` points take their neighbours' mean.
+    """
     samples, owner = [nodes], [np.arange(len(nodes))]
     for i, j in edges:
         n = int(np.ceil(np.linalg.norm(nodes[j] - nodes[i]) / step))
@@ -216,10 +219,12 @@ def node_radii(points: np.ndarray, nodes: np.ndarray, edges: np.ndarray, step: f
     order = np.argsort(node_of, kind="stable")
     bounds = np.searchsorted(node_of[order], np.arange(len(nodes) + 1))
     for v in range(len(nodes)):
-        if bounds[v + 1] > bounds[v]:
+        if bounds[v + 1] - bounds[v] >= min_points:
             radii[v] = np.median(dist[order[bounds[v] : bounds[v + 1]]])
+    radii[radii <= 0] = np.nan  # a stray point that is its own node says nothing about a radius
     if np.isnan(radii).all():
-        return np.full(len(nodes), float(np.median(dist)) if len(dist) else 0.0)
+        fallback = float(np.median(dist[dist > 0])) if (dist > 0).any() else step
+        return np.full(len(nodes), fallback)
     # nodes no point chose (short edges, joins over gaps): their neighbours' mean, spreading inwards
     nbrs = defaultdict(list)
     for i, j in edges:
@@ -287,11 +292,13 @@ def skeletonize(points_um: np.ndarray, voxel_um: float = DEFAULT_VOXEL_UM, prune
     return orient(nodes, edges, radii, root_node)
 
 
-def auto_voxel(points_um: np.ndarray, base_um: float = DEFAULT_VOXEL_UM, quantile: float = 0.75) -> float:
-    """A voxel size for :func:`skeletonize` that lets neurites up to the ``quantile`` caliber collapse.
+def auto_voxel(points_um: np.ndarray, lo_um: float = 0.5, hi_um: float = 4.0) -> float:
+    """A voxel size for :func:`skeletonize`: 1.5 x the median radius of a first skeleton at 1 µm,
+    within [``lo_um``, ``hi_um``].
 
-    The mean-shift kernel (``2 * voxel``) must exceed a neurite's radius; this skeletonises once
-    at ``base_um`` and returns ``max(base_um, radius quantile)``.
+    The mean-shift kernel (``2 * voxel``) must exceed a neurite's radius for its nodes to
+    collapse onto the axis, while a small voxel finds short and closely packed branches (on
+    the surface of a real EM neuron, 0.5 µm found 96% of the cable within 1 µm, 1 µm 88%).
     """
-    sk = skeletonize(points_um, base_um)
-    return float(max(base_um, np.quantile(sk.radii, quantile)))
+    radius = float(np.median(skeletonize(points_um, DEFAULT_VOXEL_UM).radii))
+    return float(np.clip(1.5 * radius, lo_um, hi_um))

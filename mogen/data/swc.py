@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 from scipy.sparse import coo_matrix
-from scipy.sparse.csgraph import breadth_first_order
+from scipy.sparse.csgraph import breadth_first_order, depth_first_order
 
 from mogen.errors import SWCError
 from .units import DEFAULT_SWC_UNITS, to_um
@@ -188,7 +188,10 @@ NEURITE_TO_SWC = {0: 3, 1: 1, 2: 2, 3: 3}
 
 
 def tree_order(parents: np.ndarray, file="<swc>") -> np.ndarray:
-    """Node indices with every parent before its children (roots first, breadth first).
+    """Node indices with every parent before its children, depth first from each root.
+
+    Depth first keeps each unbranched stretch contiguous, which is how NEURON's SWC importer
+    finds sections (a node whose parent is not the line before starts a new one).
 
     ``parents[i]`` is the index of node i's parent, -1 at a root. Raises :class:`SWCError`
     for parents out of range, self-parents and cycles: every node must reach a root.
@@ -207,7 +210,7 @@ def tree_order(parents: np.ndarray, file="<swc>") -> np.ndarray:
     child = np.flatnonzero(parents >= 0)
     g = coo_matrix((np.ones(len(child) + len(roots)), (np.concatenate([parents[child], np.full(len(roots), n)]),
                                                        np.concatenate([child, roots]))), shape=(n + 1, n + 1)).tocsr()
-    order = breadth_first_order(g, n, directed=True, return_predecessors=False)[1:]
+    order = depth_first_order(g, n, directed=True, return_predecessors=False)[1:]
     if len(order) != n:
         lost = np.setdiff1d(np.arange(n), order)
         raise SWCError(file, f"node {lost[0]}", f"{len(lost)} nodes do not reach a root (their parent links form a cycle)")
