@@ -449,7 +449,7 @@ def seed_from(spec: str, radius: float, n_points: int, seed: int = 0) -> tuple[n
     for anchor in anchors[rng.permutation(len(anchors))]:
         pts, _ = cropper.crop(anchor, n_points, rng, 0.01 * np.pi * radius**2)
         if pts is not None:
-            return pts - anchor, f"{neuron.source} around {np.round(anchor, 2).tolist()} µm"
+            return pts, f"{neuron.source} around {np.round(anchor, 2).tolist()} µm"
     raise UsageError(f"--seed-from {spec!r}: no crop with surface found")
 
 

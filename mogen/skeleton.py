@@ -23,7 +23,7 @@ oriented tree with radii. Steps, all in µm:
    the skeleton's finely resampled edges; a node's radius is the median distance of the points
    assigned to it (nodes with fewer than 3 points take their neighbours' mean).
 5. **Orientation**: parents point towards a root, the node nearest ``root`` if given, else one
-   end of the tree's longest path; nodes are numbered so that parents come first.
+   end of the tree's longest path; nodes are numbered depth first, so parents come first.
 
 Examples
 --------
@@ -44,7 +44,7 @@ from dataclasses import dataclass
 
 import numpy as np
 from scipy.sparse import coo_matrix
-from scipy.sparse.csgraph import breadth_first_order, dijkstra
+from scipy.sparse.csgraph import depth_first_order, dijkstra
 from scipy.spatial import cKDTree
 
 from mogen.mst import euclidean_mst
@@ -150,7 +150,8 @@ def skeleton_graph(points_um: np.ndarray, voxel_um: float = DEFAULT_VOXEL_UM, pr
 class Skeleton:
     """A tree in µm: ``nodes`` [M, 3], ``parents`` [M] (index, -1 at the root), ``radii`` [M].
 
-    Parents come before their children (``parents[i] < i``).
+    Nodes are in depth-first order from the root: parents come before their children
+    (``parents[i] < i``) and each unbranched stretch is contiguous, as SWC readers like it.
     """
 
     nodes: np.ndarray
@@ -261,7 +262,7 @@ def orient(nodes: np.ndarray, edges: np.ndarray, radii: np.ndarray, root: int | 
     if root is None:
         root = _farthest(n, edges, lengths, _farthest(n, edges, lengths, 0)) if len(edges) else 0
     g = coo_matrix((np.ones(len(edges)), (edges[:, 0], edges[:, 1])), shape=(n, n)).tocsr()
-    order, pred = breadth_first_order(g, int(root), directed=False, return_predecessors=True)
+    order, pred = depth_first_order(g, int(root), directed=False, return_predecessors=True)
     if len(order) != n:
         raise ValueError(f"the edges leave {n - len(order)} of {n} nodes unconnected to the root")
     new = np.empty(n, np.int64)
