@@ -21,7 +21,8 @@ neuron with ``--seed-from``) by repeating:
    the free points form the rest of a crop that agrees with them. ``resample`` extra passes
    re-noise the whole crop to ``resample_t`` and solve again (RePaint's resampling).
 3. **Keep.** Free points that land inside an earlier crop are dropped (that region was already
-   decided; their share is the *spill*, reported per crop); the rest are kept.
+   decided; their share is the *spill*, reported per crop), and so are points beyond 1.05 R
+   (those just outside the ball are moved onto it); the rest are kept.
 
 Growth stops when the path length along the crop centres reaches ``--length-um``, when no exit
 is left (every branch ended), or after ``--max-crops``. Requested conditions (``--type``,
@@ -59,6 +60,8 @@ from tqdm.auto import tqdm
 from mogen.errors import UsageError
 from mogen.flow import pair_noise, source_noise
 from mogen.solvers import SOLVERS, guided_velocity, integrate, steps_for_calls
+
+OUTSIDE_TOLERANCE = 0.05  # free points beyond 1.05 R are dropped, those between R and 1.05 R moved onto the sphere
 
 DESCRIPTION = """Grow a whole neurite by outpainting crop after crop from a seed, then export it.
 
@@ -328,9 +331,11 @@ def grow(model, state: dict, cfg: GrowConfig, seed_points_um: np.ndarray | None 
             centroid, cov = (m[0] for m in moments(draw_conditions(state["cond_bank"], 1, cfg.seed + len(crops))))
         x = outpaint(model, known, centroid=centroid, cov=cov, seed=cfg.seed + len(crops), replace=cfg.replace, **common)
         free = x[len(known):]
-        free = (free / free.norm(dim=-1, keepdim=True).clamp(min=1.0)).numpy().astype(np.float64) * radius + centre
+        norm = free.norm(dim=-1, keepdim=True)
+        outside = (norm[:, 0] > 1 + OUTSIDE_TOLERANCE).numpy()  # not part of a crop: dropped
+        free = (free / norm.clamp(min=1.0)).numpy().astype(np.float64) * radius + centre  # the rest onto the sphere
         in_earlier = np.linalg.norm(free[:, None] - centres[None], axis=-1).min(1) < radius
-        kept = free[~in_earlier]
+        kept = free[~in_earlier & ~outside]
         index = len(crops)
         chunks.append(kept)
         owners.append(np.full(len(kept), index))
