@@ -271,9 +271,15 @@ def _noise_moments(known_unit: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor
     return torch.zeros(3), known_unit.T.double() @ known_unit.double() / max(len(known_unit), 1)
 
 
-def grow(model, state: dict, cfg: GrowConfig, seed_points_um: np.ndarray | None = None, progress: bool = True) -> Grown:
+def grow(model, state: dict, cfg: GrowConfig, seed_points_um: np.ndarray | None = None, progress: bool = True,
+         generate=None) -> Grown:
     """Grow a neurite (see the module docstring); ``seed_points_um`` is a crop around the origin
-    (µm) or None to sample one."""
+    (µm) or None to sample one.
+
+    ``generate(centre_um, known_unit, index) -> free points [M, 3] (unit ball around centre)``
+    replaces the generator (:func:`surface_generator` grows along a real surface: the reference
+    for seam quality); ``model`` is then unused.
+    """
     from mogen.sampling import draw_conditions
 
     data, tcfg = state["data"], state["config"]
@@ -324,13 +330,17 @@ def grow(model, state: dict, cfg: GrowConfig, seed_points_um: np.ndarray | None 
         if len(inside) > max_known:
             inside = rng.choice(inside, max_known, replace=False)
         known = torch.from_numpy((pts[inside] - centre) / radius).float()
-        centroid, cov = _noise_moments(known) if (source == "moments" and cfg.moments) else (None, None)
-        if source == "moments" and centroid is None:  # moments asked for but not derived: a training crop's
-            from mogen.data.conditions import moments
+        if generate is not None:
+            free = torch.as_tensor(generate(centre, known, len(crops)), dtype=torch.float32)
+        else:
+            centroid, cov = _noise_moments(known) if (source == "moments" and cfg.moments) else (None, None)
+            if source == "moments" and centroid is None:  # no moments from the known part: a training crop's
+                from mogen.data.conditions import moments
 
-            centroid, cov = (m[0] for m in moments(draw_conditions(state["cond_bank"], 1, cfg.seed + len(crops))))
-        x = outpaint(model, known, centroid=centroid, cov=cov, seed=cfg.seed + len(crops), replace=cfg.replace, **common)
-        free = x[len(known):]
+                centroid, cov = (m[0] for m in moments(draw_conditions(state["cond_bank"], 1, cfg.seed + len(crops))))
+            x = outpaint(model, known, centroid=centroid, cov=cov, seed=cfg.seed + len(crops), replace=cfg.replace,
+                         **common)
+            free = x[len(known):]
         norm = free.norm(dim=-1, keepdim=True)
         outside = (norm[:, 0] > 1 + OUTSIDE_TOLERANCE).numpy()  # not part of a crop: dropped
         free = (free / norm.clamp(min=1.0)).numpy().astype(np.float64) * radius + centre  # the rest onto the sphere
@@ -348,6 +358,22 @@ def grow(model, state: dict, cfg: GrowConfig, seed_points_um: np.ndarray | None 
                           time.perf_counter() - t))
     bar.close()
     return Grown(np.concatenate(chunks), np.concatenate(owners), crops, radius, path, stop, asdict(cfg))
+
+
+def surface_generator(surface, anchor_um: np.ndarray, radius_um: float, n_points: int, seed: int = 0):
+    """A ``generate`` for :func:`grow` that crops a real surface: N uniform points of the surface
+    in the ball (as training crops are made), all of them free. Growth then follows the real
+    neuron from ``anchor_um`` (the seed crop's centre), and its seams are the ceiling."""
+    from mogen.data.fragments import Cropper
+
+    cropper = Cropper(surface, radius_um)
+    rng = np.random.default_rng(seed)
+
+    def generate(centre, known, index):
+        pts, _ = cropper.crop(np.asarray(anchor_um) + centre, n_points, rng)
+        return np.zeros((0, 3)) if pts is None else pts / radius_um
+
+    return generate
 
 
 # ----------------------------------------------------------------------------- seams
@@ -425,12 +451,14 @@ def seam_quality(points_um: np.ndarray, crop_of: np.ndarray, seam_um: float = 1.
 # ----------------------------------------------------------------------------- seeds
 
 
-def seed_from(spec: str, radius: float, n_points: int, seed: int = 0) -> tuple[np.ndarray | None, str]:
-    """A seed crop (µm, centred on the origin) from ``--seed-from``: ``sample`` (None: the
-    generator makes one), ``navis:I`` (navis example neuron I) or an SWC/mesh file; real
-    neurons are cropped around a random point on their cable."""
+def seed_from(spec: str, radius: float, n_points: int, seed: int = 0):
+    """A seed crop from ``--seed-from``: ``(points µm around the origin, description, surface, anchor µm)``.
+
+    ``sample``: points None (the generator makes one), no surface. ``navis:I`` (navis example
+    neuron I) or an SWC/mesh file: a crop of that neuron's surface around a random point on its
+    cable (``anchor``), and the surface (for :func:`surface_generator`)."""
     if spec == "sample":
-        return None, "sampled"
+        return None, "sampled", None, None
     from mogen.data.fragments import Cropper, anchors_along_cable, neuron_surface
     from mogen.data.surface import skeleton_geometry
 
@@ -450,11 +478,12 @@ def seed_from(spec: str, radius: float, n_points: int, seed: int = 0) -> tuple[n
     rng = np.random.default_rng(seed)
     xyz, _, _, pidx = skeleton_geometry(neuron.skeleton)
     anchors, _ = anchors_along_cable(xyz, pidx, radius, rng)
-    cropper = Cropper(neuron_surface(neuron, radius), radius)
+    surface = neuron_surface(neuron, radius)
+    cropper = Cropper(surface, radius)
     for anchor in anchors[rng.permutation(len(anchors))]:
         pts, _ = cropper.crop(anchor, n_points, rng, 0.01 * np.pi * radius**2)
         if pts is not None:
-            return pts, f"{neuron.source} around {np.round(anchor, 2).tolist()} µm"
+            return pts, f"{neuron.source} around {np.round(anchor, 2).tolist()} µm", surface, anchor
     raise UsageError(f"--seed-from {spec!r}: no crop with surface found")
 
 
@@ -540,7 +569,7 @@ def run(args) -> int:
     model, state = load_generator(ckpt, pick_device(args.device), args.weights)
     radius, n = float(state["data"]["radius_um"]), int(state["data"]["points_per_fragment"])
     condition_request(model, n, args.type, args.leaves, args.caliber)  # refuse bad conditions before any work
-    seed_pts, seed_note = seed_from(args.seed_from, radius, n, args.seed)
+    seed_pts, seed_note, _, _ = seed_from(args.seed_from, radius, n, args.seed)
     cfg = GrowConfig(length_um=args.length_um, max_crops=args.max_crops, steps=args.steps, solver=args.solver,
                      guidance=args.guidance, resample=args.resample, replace=not args.no_replace, shell=args.shell,
                      cond_type=args.type, cond_leaves=args.leaves, cond_caliber=args.caliber, seed=args.seed)
