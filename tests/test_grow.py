@@ -105,3 +105,24 @@ def test_grow_command_refuses_bad_arguments_before_work(tmp_path):
     assert main(args + ["--seed-from", "nowhere.swc"]) == 2
     assert main(args + ["--shell", "1.5"]) == 2
     assert not (tmp_path / "o").exists()
+
+
+def test_growing_along_a_real_surface_leaves_no_seams():
+    from mogen.data.surface import TubeSurface
+    from mogen.grow import seam_quality, surface_generator
+
+    rng = np.random.default_rng(3)
+    # a gently bending tube, 120 µm long, radius 0.5 µm
+    s = np.linspace(0, 120, 121)
+    axis_pts = np.stack([s, 10 * np.sin(s / 40), np.zeros_like(s)], 1)
+    surface = TubeSurface(axis_pts[:-1], axis_pts[1:], np.full(120, 0.5), np.full(120, 0.5))
+    anchor = axis_pts[60]
+    from mogen.data.fragments import Cropper
+
+    seed, _ = Cropper(surface, 10.0).crop(anchor, 1024, rng)
+    state = {"data": {"radius_um": 10.0, "points_per_fragment": 1024}, "config": {"source": "gaussian"}}
+    grown = grow(RodOracle(), state, GrowConfig(length_um=80), seed, progress=False,
+                 generate=surface_generator(surface, anchor, 10.0, 1024, seed=0))
+    assert grown.stop.startswith("length budget")
+    q = seam_quality(grown.points_um, grown.crop_of)
+    assert 0.85 < q["density_ratio"] < 1.2 and 0.7 < q["thickness_ratio"] < 1.3
