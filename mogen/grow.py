@@ -311,7 +311,7 @@ def grow(model, state: dict, cfg: GrowConfig, seed_points_um: np.ndarray | None 
     crops[0].exits = len(queue)
     path, stop = 0.0, "no exits left (every branch ended)"
     bar = tqdm(total=round(cfg.length_um), desc="grow", unit="µm", disable=not progress)
-    while queue:
+    while queue or path >= cfg.length_um:
         if path >= cfg.length_um:
             stop = f"length budget reached ({path:.0f} µm of path along crop centres)"
             break
