@@ -66,7 +66,7 @@ def test_duplicate_id_and_short_line():
         parse_swc("1 1 0 0 0 1\n", "short.swc")
 
 
-@pytest.mark.parametrize("name, words", [("empty.obj", "empty mesh"), ("degenerate.obj", "degenerate mesh")])
+@pytest.mark.parametrize("name, words", [("empty.obj", "point cloud without faces (2 points)"), ("degenerate.obj", "degenerate mesh")])
 def test_bad_mesh_names_file_and_problem(name, words):
     with pytest.raises(MeshError) as err:
         load_file(DATA / "mesh" / name)
