@@ -294,3 +294,30 @@ def test_absurd_geometry_is_refused_per_file_with_the_number(tmp_path, capsys):
     assert main(["prepare", str(d / "long.swc"), "--out", str(tmp_path / "o3"), "--spacing-um", "0.01",
                  "--max-fragments-per-neuron", "0"]) == 1
     assert "long.swc: neuron: 1.16e+06 fragments of 2048 points would take 26.6 GiB" in capsys.readouterr().err
+
+
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+from test_data_swc import _small_tree_swc  # noqa: E402
+
+MOGEN_ERRORS = {"SWCError", "MeshError", "DataError"}
+
+
+@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+@given(_small_tree_swc().map(str.encode) | st.binary(max_size=300), st.sampled_from([".swc", ".ply", ".obj"]))
+def test_fuzz_prepare_fails_only_with_mogen_errors(tmp_path_factory, data, suffix):
+    import tempfile
+
+    d = Path(tempfile.mkdtemp(dir=tmp_path_factory.getbasetemp()))
+    (d / "in").mkdir()
+    shutil.copy(DATA / "swc" / "quirky.swc", d / "in" / "good.swc")
+    (d / "in" / f"fuzz{suffix}").write_bytes(data)
+    rc = main(["prepare", str(d / "in"), "--out", str(d / "out"), "--points", "16", "--radius-um", "5", "--spacing-um", "3",
+               "--no-preview", "--on-error", "skip", "--val", "0", "--test", "0"])
+    assert rc == 0  # the good file is kept whatever the other one holds
+    m = read_manifest(d / "out")
+    assert "good" in [n["id"] for n in m["neurons"]]
+    for f in m["failed"]:  # a bad file is the file's fault, never a crash of mogen
+        assert f["error_type"] in MOGEN_ERRORS and f["error"].startswith(str(d / "in" / f"fuzz{suffix}")), f
+    shutil.rmtree(d)
