@@ -321,3 +321,20 @@ def test_fuzz_prepare_fails_only_with_mogen_errors(tmp_path_factory, data, suffi
     for f in m["failed"]:  # a bad file is the file's fault, never a crash of mogen
         assert f["error_type"] in MOGEN_ERRORS and f["error"].startswith(str(d / "in" / f"fuzz{suffix}")), f
     shutil.rmtree(d)
+
+
+def test_prepare_keeps_the_files_of_one_cell_in_one_split(shared_data, tmp_path, capsys):
+    sk = shared_data / "skeletons"
+    inputs = [sk / "bluepyemodel", sk / "morphology-workflows" / "C060114A5.swc", sk / "neurocollage" / "C170797A-P1.swc",
+              sk / "swc-visualizer" / "granule.swc"]
+    for seed in (0, 1):
+        out = tmp_path / f"ds{seed}"
+        assert main(["prepare", *map(str, inputs), "--out", str(out), "--points", "16", "--max-fragments-per-neuron", "2",
+                     "--spacing-um", "50", "--no-preview", "--seed", str(seed), "--val", "0.3", "--test", "0.3"]) == 0
+        m = read_manifest(out)
+        by_id = {n["id"]: n for n in m["neurons"]}
+        a, b = by_id["bluepyemodel/C060114A5"], by_id["morphology-workflows/C060114A5"]
+        assert a["cell"] == b["cell"] == "c060114a5" and a["split"] == b["split"]
+        assert m["cells"]["c060114a5"]["files"] == ["bluepyemodel/C060114A5", "morphology-workflows/C060114A5"]
+        assert [len(m["splits"][s]["cells"]) for s in ("train", "val", "test")] == [1, 1, 1]  # 3 cells, not 4 files
+    assert "1 cells have several files" in capsys.readouterr().out
