@@ -112,7 +112,7 @@ def test_refuses_non_empty_out(tmp_path, capsys):
     (other / "train").mkdir(parents=True)
     (other / "train" / "image.png").write_text("not ours")
     assert main(args + ["--force", "--out", str(other)]) == 2
-    assert "not a dataset written by `mogen prepare`" in capsys.readouterr().err
+    assert "holds train, but not as a dataset of `mogen prepare` (no manifest.json)" in capsys.readouterr().err
     assert (other / "train" / "image.png").read_text() == "not ours"
 
 

@@ -204,8 +204,8 @@ def check_out(out: Path, inputs: list[str], force: bool) -> None:
         try:
             read_manifest(out)
         except DatasetError as exc:
-            raise UsageError(f"--out {out} holds {', '.join(ours)} but is not a dataset written by `mogen prepare` "
-                             f"({exc.problem}); --force only replaces prepare's own outputs: choose another --out") from None
+            raise UsageError(f"--out {out} holds {', '.join(ours)}, but not as a dataset of `mogen prepare` "
+                             f"({exc.problem.split(':')[0]}); --force replaces only prepare's own outputs: choose another --out") from None
     for stale in out.parent.glob(f".{out.name}{PARTIAL}*"):
         print(f"note: {stale} is left over from an interrupted `mogen prepare`; it can be deleted", file=sys.stderr)
 
