@@ -428,7 +428,8 @@ def _final_eval(run: Run, log) -> None:
     if len(val) < 2:
         print("note: no validation fragments; skipping the final realism evaluation (eval_n)")
         return
-    cfg, n = run.cfg, min(cfg.eval_n, len(val))
+    cfg = run.cfg
+    n = min(cfg.eval_n, len(val))
     rng = np.random.default_rng(cfg.seed)
     ref = np.asarray(val.points[np.sort(rng.choice(len(val), n, replace=False))])
     source_cond = draw_conditions(run.cond_bank, n, cfg.seed) if cfg.source == "moments" else None

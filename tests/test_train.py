@@ -4,7 +4,6 @@ import json
 import os
 import socket
 import time
-from argparse import Namespace
 
 import numpy as np
 import pytest
@@ -175,7 +174,9 @@ def test_config_overrides_and_errors(tmp_path):
 
 def test_wandb_offline_run_logs_history(dataset, tmp_path):
     out = tmp_path / "wb"
-    train(_cfg(dataset, out, max_steps=3, wandb="offline", val_every=2, val_batches=1, batch_size=2))
+    train(_cfg(dataset, out, max_steps=3, wandb="offline", val_every=2, val_batches=1, batch_size=2, eval_n=4))
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["eval_n"] == 4 and summary["eval_feature_mmd"] >= 0 and 0 <= summary["eval_out_of_ball"] <= 1
     for _ in range(60):  # wandb-core may still be flushing its log after finish()
         rows = wandb_history(out)
         if len({r["_step"] for r in rows}) == 3:

@@ -38,7 +38,6 @@ Examples
 from __future__ import annotations
 
 import numpy as np
-import torch
 from tqdm.auto import tqdm
 
 from scipy.spatial import cKDTree
