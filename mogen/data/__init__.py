@@ -13,7 +13,8 @@ Public API::
 Heavy modules (navis, trimesh) are imported lazily by the readers.
 """
 
-from .dataset import FragmentDataset, Split, check_generator, make_loader, manifest_hash, read_manifest, read_split
+from .dataset import (FragmentDataset, Split, cell_of, check_generator, make_loader, manifest_hash, read_manifest,
+                      read_split, split_cells)
 from mogen.errors import DataError, MeshError, SWCError
 from .split import SPLITS, assign_cells, split_neurons
 
@@ -41,6 +42,7 @@ def __getattr__(name):
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-__all__ = ["FragmentDataset", "Split", "check_generator", "make_loader", "manifest_hash", "read_manifest", "read_split", "DataError",
-           "MeshError", "SWCError", "SPLITS", "split_neurons", "assign_cells", "group_cells", "fingerprint", "read_swc", "parse_swc", "read_mesh", "load_file",
+__all__ = ["FragmentDataset", "Split", "cell_of", "split_cells", "check_generator", "make_loader", "manifest_hash", "read_manifest", "read_split", "DataError",
+           "MeshError", "SWCError", "SPLITS", "split_neurons", "assign_cells", "group_cells", "fingerprint", "read_swc", "parse_swc",
+           "read_mesh", "load_file",
            "navis_examples", "Neuron", "make_fragments", "to_um"]
