@@ -389,14 +389,13 @@ def main(argv=None) -> int:
     from tqdm import tqdm
 
     from mogen.errors import DataError
-    from .neuron import load_file
-    from .prepare import _collect
+    from .neuron import collect_inputs, load_file
 
     parser = argparse.ArgumentParser(prog="python -m mogen.data.cells", description=main.__doc__)
     parser.add_argument("inputs", nargs="+", metavar="INPUT", help="files or folders, as for `mogen prepare`")
     args = parser.parse_args(argv)
     fps = []
-    for path, nid in tqdm(_collect(args.inputs), desc="read", unit="file", file=sys.stderr):
+    for path, nid in tqdm(collect_inputs(args.inputs), desc="read", unit="file", file=sys.stderr):
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
