@@ -6,12 +6,11 @@ that folder is absent, as it is in a user's clone; CI has it.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
 import torch
-
-import os
 
 # ../shared/data beside the clone (CI), or wherever MOGEN_SHARED_DATA points (e.g. from a git worktree)
 SHARED_DATA = Path(os.environ.get("MOGEN_SHARED_DATA") or Path(__file__).resolve().parents[1].parent / "shared" / "data")
