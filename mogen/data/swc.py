@@ -5,7 +5,9 @@ or commas as delimiters, CRLF line endings, extra columns, node ids that do not 
 are not sorted (a parent may come after its child), several roots, multi-point (contour)
 somata and custom type codes. Refuses, with :class:`SWCError` naming file, line and problem:
 non-numeric fields, non-integer ids, NaN/inf coordinates or radii, negative radii, duplicate
-ids, parents that do not exist, cycles, and files without nodes.
+ids, parents that do not exist, cycles, files without nodes, and binary files. Text may be
+UTF-8 (with or without a byte-order mark), UTF-16 or UTF-32 with a byte-order mark, UTF-16
+without one (recognised by its zero bytes), or Latin-1 (bytes that are not UTF-8).
 
 The result is a :class:`navis.TreeNeuron` whose ``nodes`` hold ``node_id, parent_id, x, y, z,
 radius, label`` (``label`` = SWC type code), scaled to µm.
@@ -24,13 +26,55 @@ from mogen.errors import SWCError
 from .units import DEFAULT_SWC_UNITS, to_um
 
 _COLUMNS = ("id", "type", "x", "y", "z", "radius", "parent")
+MAX_HEADER_LINES = 100
+
+
+def decode_swc(data: bytes, file="<swc>") -> str:
+    """SWC bytes as text: UTF-8, UTF-16/32 (with a byte-order mark, or UTF-16 recognised by
+    its zero bytes) or Latin-1; binary data is refused with :class:`SWCError`.
+
+    Examples
+    --------
+    >>> decode_swc("1 1 0 0 0 1 -1\\n".encode("utf-16"))
+    '1 1 0 0 0 1 -1\\n'
+    >>> decode_swc(b"\\x89HDF\\r\\n\\x1a\\n\\x00\\x00", "cell.swc")
+    Traceback (most recent call last):
+    mogen.errors.SWCError: cell.swc: byte 8: binary data (a zero byte), not SWC text; an HDF5 file (.h5) renamed .swc?
+    """
+    import codecs
+
+    for bom, codec in ((codecs.BOM_UTF32_LE, "utf-32"), (codecs.BOM_UTF32_BE, "utf-32"),
+                       (codecs.BOM_UTF16_LE, "utf-16"), (codecs.BOM_UTF16_BE, "utf-16")):
+        if data.startswith(bom):
+            try:
+                return data.decode(codec)
+            except UnicodeDecodeError as exc:
+                raise SWCError(file, f"byte {exc.start}", f"broken {codec.upper()} text ({exc.reason})") from None
+    zero = data.find(b"\0")
+    if zero >= 0:
+        head = data[:4096]
+        even, odd = head[0::2], head[1::2]
+        for codec, zeros, other in (("utf-16-le", odd, even), ("utf-16-be", even, odd)):
+            # UTF-16 of ASCII text: every second byte is zero, the others are not
+            if len(zeros) >= 4 and zeros.count(0) >= 0.9 * len(zeros) and other.count(0) <= 0.1 * len(other):
+                try:
+                    return data.decode(codec)
+                except UnicodeDecodeError as exc:
+                    raise SWCError(file, f"byte {exc.start}", f"broken UTF-16 text without byte-order mark ({exc.reason})") from None
+        hint = "; an HDF5 file (.h5) renamed .swc?" if data.startswith(b"\x89HDF") else ""
+        raise SWCError(file, f"byte {zero}", f"binary data (a zero byte), not SWC text{hint}")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        return data.decode("latin-1")  # SWC data is ASCII; only comments can be in another code page
 
 
 def parse_swc(text: str, file="<swc>") -> pd.DataFrame:
     """Parse SWC text into a validated node table.
 
     Returns a DataFrame with ``node_id, label, x, y, z, radius, parent_id`` and a ``line``
-    column (1-based line number in the file), in file order.
+    column (1-based line number in the file), in file order; ``df.attrs["header"]`` keeps
+    the first comment lines (they may name the cell, see :mod:`mogen.data.cells`).
 
     Examples
     --------
@@ -38,10 +82,14 @@ def parse_swc(text: str, file="<swc>") -> pd.DataFrame:
     >>> df[["node_id", "parent_id"]].values.tolist()
     [[1, -1], [2, 1]]
     """
-    lines, rows = [], []
+    lines, rows, header = [], [], []
     for lineno, raw in enumerate(text.replace(",", " ").splitlines(), 1):
         toks = raw.split()
-        if not toks or toks[0].startswith(("#", "\ufeff#")):
+        if not toks:
+            continue
+        if toks[0].startswith(("#", "\ufeff#")):
+            if len(header) < MAX_HEADER_LINES:
+                header.append(raw.strip().lstrip("\ufeff"))
             continue
         if toks[0].startswith("\ufeff"):
             toks[0] = toks[0][1:]
@@ -72,7 +120,7 @@ def parse_swc(text: str, file="<swc>") -> pd.DataFrame:
     ids_a = a[:, 0].astype(np.int64)
     par_a = a[:, 6].astype(np.int64)
     _check_topology(ids_a, par_a, lines_a, file)
-    return pd.DataFrame(
+    df = pd.DataFrame(
         {
             "node_id": ids_a,
             "label": a[:, 1].astype(np.int64),
@@ -84,6 +132,8 @@ def parse_swc(text: str, file="<swc>") -> pd.DataFrame:
             "line": lines_a,
         }
     )
+    df.attrs["header"] = header
+    return df
 
 
 def _parse_row(toks: list[str], file, lineno: int) -> list[float]:
@@ -166,16 +216,17 @@ def read_swc(path, units=None, name: str | None = None):
 
     path = Path(path)
     try:
-        text = path.read_bytes().decode("utf-8", errors="replace")
+        data = path.read_bytes()
     except OSError as exc:
         raise SWCError(path, "", f"cannot read file ({exc.strerror or exc})") from None
-    df = parse_swc(text, file=path)
+    df = parse_swc(decode_swc(data, path), file=path)
     scale = to_um(units if units is not None else DEFAULT_SWC_UNITS)
     if scale != 1.0:
         df[["x", "y", "z", "radius"]] *= scale
     lines = df.pop("line").to_numpy()
     tn = navis.TreeNeuron(df, units="1 micrometer", name=name or path.stem, id=name or path.stem)
     tn.swc_lines = lines  # row-aligned with the input order, for error messages
+    tn.swc_header = list(df.attrs.get("header", []))
     tn.file = str(path)
     return tn
 
