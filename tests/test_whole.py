@@ -56,3 +56,10 @@ def test_lda_separates_separable_classes():
     x = np.concatenate([rng.normal(0, 1, (100, 5)), rng.normal(3, 1, (100, 5))])
     y = np.repeat([2, 3], 100)
     assert (fit_lda(x, y)(x) == y).mean() > 0.95
+
+
+def test_cut_piece_stays_in_the_start_s_piece_of_a_fragmented_skeleton():
+    nodes = np.stack([np.arange(20.0), np.zeros(20), np.zeros(20)], 1)
+    parents = np.array([-1, *range(9), -1, *range(10, 19)])  # two chains of 9 µm
+    piece = cut_piece(nodes, parents, np.full(20, 0.3), 3, 100.0)
+    assert piece.cable_um == pytest.approx(9.0) and len(piece) == 10

@@ -119,6 +119,7 @@ def cut_piece(nodes: np.ndarray, parents: np.ndarray, radii: np.ndarray, start: 
     # an edge's far end decides when it is reached; keep edges until the cable is used up
     far = np.maximum(dist[child], dist[parents[child]])
     order = np.argsort(far)
+    order = order[np.isfinite(far[order])]  # other pieces of a fragmented skeleton are out of reach
     keep_edges = order[np.cumsum(w[order]) <= length_um]
     keep = np.zeros(n, bool)
     keep[start] = True
