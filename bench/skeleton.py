@@ -6,7 +6,7 @@
 Pieces of the navis example neurons (their skeletons with radii are the truth) are turned into
 surface points (their tube surface at ``--density`` points per µm²) and then into a skeleton by
 
-- ``mogen.skeleton`` at a fixed voxel (0.5, 1 µm) and at :func:`mogen.skeleton.auto_voxel`,
+- ``mogen.skeleton`` at voxels of 0.5 (the export default) and 1 µm (the fragment morphometrics'),
 - navis/skeletor's wavefront method on the watertight mesh of the points (the tool prepare uses
   for lone meshes), to see whether a mesh skeletoniser would serve better.
 
@@ -30,7 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from mogen.data.surface import TubeSurface, fill_radii, skeleton_geometry  # noqa: E402
 from mogen.metrics.neurite import cut_piece  # noqa: E402
-from mogen.skeleton import auto_voxel, skeletonize  # noqa: E402
+from mogen.skeleton import skeletonize  # noqa: E402
 
 
 def dense(nodes, parents, radii, step=0.1):
@@ -78,10 +78,9 @@ def main() -> int:
                            piece.radii[child])
         pts = surf.sample(int(surf.area * args.density), rng)
         truth = dense(piece.nodes, piece.parents, piece.radii)
-        for name, voxel in (("mogen.skeleton voxel 0.5", 0.5), ("mogen.skeleton voxel 1.0", 1.0), ("mogen.skeleton auto", None)):
+        for name, voxel in (("mogen.skeleton voxel 0.5", 0.5), ("mogen.skeleton voxel 1.0", 1.0)):
             t0 = time.perf_counter()
-            v = auto_voxel(pts) if voxel is None else voxel
-            sk = skeletonize(pts, v)
+            sk = skeletonize(pts, voxel)
             rows.setdefault(name, []).append({**score(truth, sk.nodes, sk.parents, sk.radii), "s": time.perf_counter() - t0})
         if not args.no_mesh:
             t0 = time.perf_counter()

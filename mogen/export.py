@@ -55,19 +55,19 @@ def export_neurite(points_um: np.ndarray, out_dir: Path, stem: str, voxel_um: fl
                    header: str = "", title: str | None = None) -> dict:
     """Skeleton (SWC), mesh and preview of one surface cloud (µm) into ``out_dir/stem.*``.
 
-    ``voxel_um``: skeleton voxel (default :func:`mogen.skeleton.auto_voxel`); ``mesh_voxel_um``:
+    ``voxel_um``: skeleton voxel (default ``mogen.skeleton.EXPORT_VOXEL_UM``, 0.5 µm); ``mesh_voxel_um``:
     mesh voxel (default :func:`mogen.meshing.default_voxel`); ``root``: a point whose nearest
     skeleton node becomes the SWC root. Returns the record written to ``export.json``.
     """
     from mogen.data.swc import write_swc
     from mogen.simulator import neuron_available, neuron_load, sanity_issues
-    from mogen.skeleton import auto_voxel, skeletonize
+    from mogen.skeleton import EXPORT_VOXEL_UM, skeletonize
 
     pts = np.asarray(points_um, dtype=np.float64)
     out_dir = Path(out_dir)
     times = {}
     t0 = time.perf_counter()
-    voxel = auto_voxel(pts) if voxel_um is None else float(voxel_um)
+    voxel = EXPORT_VOXEL_UM if voxel_um is None else float(voxel_um)
     sk = skeletonize(pts, voxel, root=root)
     times["skeleton_s"] = time.perf_counter() - t0
     swc = write_swc(out_dir / f"{stem}.swc", sk.nodes, sk.parents, sk.radii, swc_type,
@@ -116,7 +116,8 @@ def add_arguments(p) -> None:
     p.add_argument("--samples", required=True, help="samples.npz written by sample.py / mogen sample")
     p.add_argument("--out", required=True, help="output directory")
     p.add_argument("--n", type=int, default=16, help="export the first N clouds (0: all)")
-    p.add_argument("--voxel-um", type=float, default=0.0, help="skeleton voxel in µm (0: automatic, from the caliber)")
+    p.add_argument("--voxel-um", type=float, default=0.5, help="skeleton voxel in µm: must exceed half the thickest "
+                                                               "radius to skeletonise (0.5 suits EM neurites)")
     p.add_argument("--mesh-voxel-um", type=float, default=0.0, help="mesh voxel in µm (0: a third of the median radius)")
     p.add_argument("--mesh-format", default="ply", choices=("ply", "obj", "stl", "off", "glb"))
     p.add_argument("--no-mesh", action="store_true", help="skeletons only")
@@ -128,10 +129,10 @@ def add_arguments(p) -> None:
 def check_arguments(args) -> None:
     if args.n < 0:
         raise UsageError(f"--n must be >= 0 (0: all), got {args.n}")
-    for name in ("voxel_um", "mesh_voxel_um"):
-        v = getattr(args, name)
-        if not np.isfinite(v) or v < 0:
-            raise UsageError(f"--{name.replace('_', '-')} must be >= 0 (0: automatic), got {v}")
+    if not (np.isfinite(args.voxel_um) and args.voxel_um > 0):
+        raise UsageError(f"--voxel-um must be a positive number of µm, got {args.voxel_um}")
+    if not np.isfinite(args.mesh_voxel_um) or args.mesh_voxel_um < 0:
+        raise UsageError(f"--mesh-voxel-um must be >= 0 (0: automatic), got {args.mesh_voxel_um}")
     out = Path(args.out)
     if out.exists() and not out.is_dir():
         raise UsageError(f"--out {out} exists and is not a directory")
@@ -163,7 +164,7 @@ def run(args) -> int:
         swc_types = [NEURITE_TO_SWC.get(int(t), 3) for t in samples.neurite_type]
     records = []
     for i in tqdm(range(n), desc="export", unit="cloud"):
-        rec = export_neurite(clouds[i], out, f"cloud_{i:04d}", args.voxel_um or None, args.mesh_voxel_um or None,
+        rec = export_neurite(clouds[i], out, f"cloud_{i:04d}", args.voxel_um, args.mesh_voxel_um or None,
                              swc_type=swc_types[i] if swc_types else 3, mesh_format=args.mesh_format,
                              mesh=not args.no_mesh, preview=not args.no_preview, check_neuron=not args.no_neuron,
                              header=f"from {Path(args.samples).resolve()} cloud {i}")

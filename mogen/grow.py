@@ -518,6 +518,7 @@ def add_arguments(p) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--weights", default="ema", choices=("ema", "model"))
     p.add_argument("--device", default="auto")
+    p.add_argument("--voxel-um", type=float, default=0.5, help="skeleton voxel (µm; more than half the thickest radius)")
     p.add_argument("--mesh-format", default="ply", choices=("ply", "obj", "stl", "off", "glb"))
     p.add_argument("--no-mesh", action="store_true")
     p.add_argument("--force", action="store_true", help="replace this command's earlier outputs in --out")
@@ -542,6 +543,8 @@ def check_arguments(args) -> None:
         raise UsageError(f"--caliber must be a positive number of µm, got {args.caliber}")
     if not np.isfinite(args.guidance):
         raise UsageError(f"--guidance must be finite, got {args.guidance}")
+    if not (np.isfinite(args.voxel_um) and args.voxel_um > 0):
+        raise UsageError(f"--voxel-um must be a positive number of µm, got {args.voxel_um}")
     spec = args.seed_from
     if spec != "sample" and not spec.startswith("navis:") and not Path(spec).is_file():
         raise UsageError(f"--seed-from {spec!r}: expected sample, navis:I or an existing SWC/mesh file")
@@ -585,7 +588,7 @@ def run(args) -> int:
                         centres_um=grown.centres, parents=np.array([c.parent for c in grown.crops]))
     swc_type = NEURITE_TO_SWC[neurite_type_index(args.type)] if args.type else 3
     t1 = time.perf_counter()
-    exported = export_neurite(grown.points_um, out, "neurite", root=np.zeros(3), swc_type=swc_type,
+    exported = export_neurite(grown.points_um, out, "neurite", args.voxel_um, root=np.zeros(3), swc_type=swc_type,
                               mesh_format=args.mesh_format, mesh=not args.no_mesh,
                               header=f"grown by mogen grow from {ckpt}, seed {seed_note}",
                               title=f"grown: {len(grown.crops)} crops, {grown.path_um:.0f} µm path")

@@ -137,12 +137,12 @@ def resurface(sk: Skeleton, density_per_um2: float, rng: np.random.Generator, vo
     """``sk``'s tube surface sampled at ``density_per_um2`` and skeletonised again (the route
     generated neurites take), rooted at the same place."""
     from mogen.data.surface import TubeSurface
-    from mogen.skeleton import auto_voxel, skeletonize
+    from mogen.skeleton import EXPORT_VOXEL_UM, skeletonize
 
     child = np.flatnonzero(sk.parents >= 0)
     surf = TubeSurface(sk.nodes[sk.parents[child]], sk.nodes[child], sk.radii[sk.parents[child]], sk.radii[child])
     pts = surf.sample(max(64, int(surf.area * density_per_um2)), rng)
-    return skeletonize(pts, auto_voxel(pts) if voxel_um is None else voxel_um, root=sk.nodes[0])
+    return skeletonize(pts, EXPORT_VOXEL_UM if voxel_um is None else voxel_um, root=sk.nodes[0])
 
 
 def pooled(metrics: list[dict], name: str) -> np.ndarray:
