@@ -35,7 +35,7 @@ from mogen.model.blocks import CrossBlock, LocalBlock, SelfBlock, timestep_embed
 from mogen.data.conditions import COND_DIM, COND_GROUPS
 from mogen.flow import ball_velocity
 from mogen.knn import knn_indices, knn_relative
-from mogen.model import register
+from mogen.model.registry import register
 
 
 ENDPOINTS = ("free", "ball")
