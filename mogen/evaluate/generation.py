@@ -225,7 +225,7 @@ class Scorer:
         self.ref_features = self._timed("features: reference", cloud_features, reference, progress=p)
         self.train_features = self._timed("features: train", cloud_features, train, progress=p)
         self.scale = feature_scale(self.train_features)
-        self.floor_kernel = mmd_floor(self.ref_features / self.scale, 1, 1, s.sigma) / 2000.0  # 1 - E k(x, x')
+        self.floor_kernel = mmd_floor(1, 1, self.ref_features / self.scale, s.sigma) / 2000.0  # 1 - E k(x, x')
         self.ref_cd = self.d_rr = self.ref_emd = self.e_rr = self.ref_morph = self.heldout_to_train = None
         if "cd" in metrics:
             self.ref_cd = subsample(reference, s.cd_points, seed=s.seed)

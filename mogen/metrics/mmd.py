@@ -72,27 +72,6 @@ def mmd_rbf(x: np.ndarray, y: np.ndarray, sigma: float = SIGMA) -> float:
     return max(0.0, mean_kernel(x, x) + mean_kernel(y, y) - 2.0 * mean_kernel(x, y))
 
 
-<<<<<<< HEAD
-def mmd_floor(reference, n: int, m: int, sigma: float = SIGMA) -> float:
-    """Expected biased feature-MMD x1000 of two independent samples (sizes ``n``, ``m``) of
-    the distribution of ``reference`` (scaled features [r, d], r >= 2).
-
-    ``E[MMD_b^2] = (1/n + 1/m) (k(0) - E k(x, x'))``; ``E k(x, x')`` is estimated by the
-    mean off-diagonal kernel of ``reference``.
-
-    >>> import numpy as np
-    >>> f = np.random.default_rng(0).normal(size=(400, 10))   # unit-std features
-    >>> round(mmd_floor(f, 64, 64), 1)   # ~ 95 (1/64 + 1/64)
-    2.9
-    """
-    r = np.asarray(reference, dtype=np.float64)
-    if len(r) < 2:
-        raise ValueError(f"the MMD floor needs at least 2 reference rows, got {len(r)}")
-    d2 = (r * r).sum(1)[:, None] + (r * r).sum(1)[None, :] - 2.0 * r @ r.T
-    k = np.exp(-np.clip(d2, 0.0, None) / (2.0 * sigma**2))
-    off = (k.sum() - np.trace(k)) / (len(r) * (len(r) - 1))
-    return float(1000.0 * (1.0 / n + 1.0 / m) * (1.0 - off))
-=======
 def mmd_floor(n: int, m: int, reference: np.ndarray | None = None, sigma: float = SIGMA) -> float:
     """Expected biased feature-MMD (x1000) of two samples of ONE distribution, of sizes n and m.
 
@@ -117,7 +96,6 @@ def mmd_floor(n: int, m: int, reference: np.ndarray | None = None, sigma: float 
         k = np.exp(-np.clip(d2, 0.0, None) / (2.0 * sigma**2))
         mean_k = float((k.sum() - np.trace(k)) / (len(r) * (len(r) - 1)))
     return 1000.0 * (1.0 - mean_k) * (1.0 / n + 1.0 / m)
->>>>>>> main
 
 
 def feature_scale(train) -> np.ndarray:
