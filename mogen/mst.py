@@ -24,7 +24,7 @@ Examples
 from __future__ import annotations
 
 import numpy as np
-from scipy.sparse import coo_matrix
+from scipy.sparse import coo_matrix, csr_matrix
 from scipy.sparse.csgraph import connected_components, minimum_spanning_tree
 from scipy.spatial import cKDTree
 
@@ -47,17 +47,52 @@ def _tree(graph) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return mst.row.astype(np.int64), mst.col.astype(np.int64), mst.data
 
 
+def knn_graph(x: np.ndarray, k: int = DEFAULT_K, nn: tuple | None = None):
+    """The kNN graph of ``x`` [n, 3] as a sparse matrix, each edge stored once (csr, lengths).
+
+    Edge (i, j) is in the graph when j is among i's ``k`` nearest neighbours or i among j's.
+    A pair that both lists hold is kept in the lower row only: csgraph would read both copies,
+    and Kruskal's sort (most of an MST's cost) would sort twice as many edges.
+    """
+    dist, idx = _knn(x, k) if nn is None else nn
+    n, k = dist.shape
+    # j's list holds i for sure when |ij| is below j's k-th neighbour distance (ties stay twice:
+    # a duplicate edge is harmless, a lost one is not).
+    twice = dist < dist[idx, -1]
+    keep = ~twice | (np.arange(n)[:, None] < idx)
+    count = keep.sum(1)
+    indptr = np.zeros(n + 1, np.int64)
+    np.cumsum(count, out=indptr[1:])
+    # csgraph treats a stored 0 as "no edge"; duplicate points are 1e-12 apart instead.
+    return csr_matrix((np.maximum(dist[keep], 1e-12), idx[keep], indptr), shape=(n, n))
+
+
 def knn_mst(x: np.ndarray, k: int = DEFAULT_K, nn: tuple | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """MST (spanning forest) of the kNN graph of ``x`` [n, 3]: ``(rows, cols, lengths)``.
 
     ``nn`` may pass a precomputed ``(dist [n, k], idx [n, k])`` query (self excluded).
     """
     x = np.asarray(x, dtype=np.float64)
-    n = len(x)
-    if n < 2:
+    if len(x) < 2:
         return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0)
-    dist, idx = _knn(x, k) if nn is None else nn
-    return _tree(_graph(n, np.repeat(np.arange(n), dist.shape[1]), idx.ravel(), dist.ravel()))
+    tree = minimum_spanning_tree(knn_graph(x, k, nn), overwrite=True)
+    rows = np.repeat(np.arange(len(x)), np.diff(tree.indptr))
+    return rows, tree.indices.astype(np.int64), tree.data
+
+
+def knn_mst_degrees(x: np.ndarray, k: int = DEFAULT_K) -> np.ndarray:
+    """Degree of every point [n] in the MST (spanning forest) of the kNN graph of ``x`` [n, 3].
+
+    Examples
+    --------
+    >>> knn_mst_degrees(np.array([[0.0, 0, 0], [1, 0, 0], [3, 0, 0], [10, 0, 0]]), k=2).tolist()
+    [1, 2, 2, 1]
+    """
+    x = np.asarray(x, dtype=np.float64)
+    if len(x) < 2:
+        return np.zeros(len(x), np.int64)
+    tree = minimum_spanning_tree(knn_graph(x, k), overwrite=True)
+    return np.diff(tree.indptr) + np.bincount(tree.indices, minlength=len(x))
 
 
 def euclidean_mst(x: np.ndarray, k: int = 16, nn: tuple | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -34,7 +34,7 @@ import math
 import numpy as np
 import torch
 
-from mogen.mst import knn_mst
+from mogen.mst import knn_mst, knn_mst_degrees
 
 NEURITE_TYPES = ("unknown", "soma", "axon", "dendrite")
 COND_GROUPS = {
@@ -66,10 +66,14 @@ def mst_edges(points: np.ndarray, k: int = 8) -> tuple[np.ndarray, np.ndarray]:
 
 
 def mst_leaf_count(points: np.ndarray, k: int = 8) -> int:
-    """Number of degree-1 nodes in the cloud's Euclidean MST."""
-    edges, _ = mst_edges(points, k)
-    deg = np.bincount(edges.ravel(), minlength=len(points))
-    return int((deg == 1).sum())
+    """Number of degree-1 nodes in the MST (spanning forest) of the cloud's kNN graph (see :func:`mst_edges`).
+
+    Examples
+    --------
+    >>> mst_leaf_count(np.array([[0.0, 0, 0], [1, 0, 0], [2, 0, 0], [2, 1, 0]]), k=2)
+    2
+    """
+    return int((knn_mst_degrees(points, k) == 1).sum())
 
 
 COND_GROUP_NAMES = tuple(COND_GROUPS)
