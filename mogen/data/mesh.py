@@ -101,3 +101,34 @@ def mesh_from_navis(neuron, units=None):
     f = np.asarray(neuron.faces, dtype=np.int64)
     check_mesh(v, f, f"navis neuron {neuron.id}")
     return trimesh.Trimesh(v * to_um(unit), f, process=False)
+
+
+MESH_WRITE_SUFFIXES = (".ply", ".obj", ".stl", ".off", ".glb")
+
+
+def write_mesh(mesh, path, require_watertight: bool = True):
+    """Write a :class:`trimesh.Trimesh` in µm; the format follows the suffix (``MESH_WRITE_SUFFIXES``).
+
+    Refuses (:class:`MeshError`) an empty mesh, an unknown suffix and, with
+    ``require_watertight``, a mesh that is not closed.
+
+    Examples
+    --------
+    >>> import trimesh, tempfile, os
+    >>> p = os.path.join(tempfile.mkdtemp(), "ball.ply")
+    >>> _ = write_mesh(trimesh.creation.icosphere(), p)
+    >>> round(float(read_mesh(p, units="um")[0].volume), 2)  # an icosphere, a little under 4/3 pi
+    4.15
+    """
+    from pathlib import Path
+
+    path = Path(path)
+    if path.suffix.lower() not in MESH_WRITE_SUFFIXES:
+        raise MeshError(path, "file name", f"unknown mesh format {path.suffix!r}; use one of {', '.join(MESH_WRITE_SUFFIXES)}")
+    if len(mesh.faces) == 0:
+        raise MeshError(path, "mesh", "empty mesh: nothing to write")
+    if require_watertight and not mesh.is_watertight:
+        raise MeshError(path, "mesh", "not watertight (open edges); refusing to write it as a closed surface")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    mesh.export(path)
+    return path
