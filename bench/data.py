@@ -209,6 +209,9 @@ def main(argv=None) -> int:
         print(f"| cut one fragment, {name} (navis {neuron.id}), {args.points} points: crop / MST leaf count | "
               f"{crop:.2f} / {mst:.2f} CPU ms |")
     print(f"\nload average after: {load()}")
+    if w > 1 and os.getloadavg()[0] > os.cpu_count():
+        print(f"note: the machine is busier than its {os.cpu_count()} cores; torch's {w} OpenMP threads then wait on each "
+              "other and training slows far more than the prepare workers do: the W = 1 ratio is the fair one here")
     return 0
 
 
