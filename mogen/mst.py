@@ -95,6 +95,31 @@ def knn_mst_degrees(x: np.ndarray, k: int = DEFAULT_K) -> np.ndarray:
     return np.diff(tree.indptr) + np.bincount(tree.indices, minlength=len(x))
 
 
+def _join(comp: np.ndarray, n_comp: int, target: np.ndarray) -> tuple[int, np.ndarray]:
+    """Components after joining each component ``c`` to component ``target[c]``: ``(count, labels)``.
+
+    Each component points at one other, so the joins form trees whose roots are pairs that
+    point at each other (or, among tied lengths, longer cycles); pointer jumping finds the
+    roots in log steps, and a cycle it cannot settle goes to scipy.
+    """
+    parent = target.copy()
+    c = np.arange(n_comp)
+    mutual = parent[parent] == c
+    parent[mutual & (c < parent)] = c[mutual & (c < parent)]  # the lower of a pair is the root
+    for _ in range(64):
+        up = parent[parent]
+        if np.array_equal(up, parent):
+            break
+        parent = up
+    if not np.array_equal(parent[parent], parent):  # pragma: no cover - a cycle of tied edges
+        graph = coo_matrix((np.ones(n_comp), (c, target)), shape=(n_comp, n_comp))
+        count, labels = connected_components(graph, directed=False)
+        return count, labels[comp]
+    roots = parent == c
+    label = np.cumsum(roots) - 1
+    return int(roots.sum()), label[parent][comp]
+
+
 def euclidean_mst(x: np.ndarray, k: int = 16, nn: tuple | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Exact Euclidean minimum spanning tree of ``x`` [n, 3]: ``(rows, cols, lengths)``.
 
@@ -125,28 +150,37 @@ def euclidean_mst(x: np.ndarray, k: int = 16, nn: tuple | None = None) -> tuple[
     reach = dist[:, -1]  # a point's nearest outside neighbour is at least this far when its list is all inside
     rows, cols, lengths = [], [], []
     n_comp, comp = n, np.arange(n)
+    live = np.arange(n)  # points whose list still reaches outside their component (once all inside, always)
+    d_out, j_out = np.full(n, np.inf), np.full(n, -1)
     while n_comp > 1:
-        outside = comp[idx] != comp[:, None]
+        outside = comp[idx[live]] != comp[live, None]
         has = outside.any(1)
         first = np.argmax(outside, 1)
-        d_out = np.where(has, dist[np.arange(n), first], np.inf)
-        j_out = np.where(has, idx[np.arange(n), first], -1)
+        d_out[:], j_out[:] = np.inf, -1
+        d_out[live] = np.where(has, dist[live, first], np.inf)
+        j_out[live] = np.where(has, idx[live, first], -1)
+        live = live[has]
         best = np.full(n_comp, np.inf)
         np.minimum.at(best, comp, d_out)
         # exact search only where the k-NN list cannot tell and the point could still win
-        need = ~has & (reach < best[comp])
-        for c in np.unique(comp[need]):
-            inside = np.flatnonzero(need & (comp == c))
-            others = np.flatnonzero(comp != c)
-            d, j = cKDTree(x[others]).query(x[inside])
-            d_out[inside], j_out[inside] = d, others[j]
-        order = np.lexsort((np.arange(n), d_out, comp))  # per component: its shortest edge first
-        firsts = order[np.r_[True, comp[order][1:] != comp[order][:-1]]]
+        need = np.isinf(d_out) & (reach < best[comp])
+        if need.any():
+            for c in np.unique(comp[need]):
+                inside = np.flatnonzero(need & (comp == c))
+                others = np.flatnonzero(comp != c)
+                d, j = cKDTree(x[others]).query(x[inside])
+                d_out[inside], j_out[inside] = d, others[j]
+            best[:] = np.inf
+            np.minimum.at(best, comp, d_out)
+        # per component its shortest edge; among equals the lowest point index
+        winners = np.flatnonzero(d_out == best[comp])
+        firsts = np.full(n_comp, n)
+        np.minimum.at(firsts, comp[winners], winners)
         rows.append(firsts)
         cols.append(j_out[firsts])
         lengths.append(d_out[firsts])
-        # Every component's shortest outgoing edge is an MST edge (cut property); with ties two
-        # could close a cycle, so the running tree is the MST of the edges chosen so far.
-        graph = _graph(n, np.concatenate(rows), np.concatenate(cols), np.concatenate(lengths))
-        n_comp, comp = connected_components(graph, directed=False)
-    return _tree(graph)
+        # Every component's shortest outgoing edge is an MST edge (cut property); the new
+        # components are the old ones joined by these edges.
+        n_comp, comp = _join(comp, n_comp, comp[j_out[firsts]])
+    # With ties two chosen edges could close a cycle: the tree is the MST of the chosen edges.
+    return _tree(_graph(n, np.concatenate(rows), np.concatenate(cols), np.concatenate(lengths)))
