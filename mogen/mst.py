@@ -111,7 +111,7 @@ def _join(comp: np.ndarray, n_comp: int, target: np.ndarray) -> tuple[int, np.nd
         if np.array_equal(up, parent):
             break
         parent = up
-    if not np.array_equal(parent[parent], parent):  # pragma: no cover - a cycle of tied edges
+    if not np.array_equal(parent[parent], parent):  # a cycle (only among tied lengths): let scipy settle it
         graph = coo_matrix((np.ones(n_comp), (c, target)), shape=(n_comp, n_comp))
         count, labels = connected_components(graph, directed=False)
         return count, labels[comp]

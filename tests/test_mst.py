@@ -83,3 +83,13 @@ def test_features_match_direct_definitions(kind):
     ref = mogen_features(x)
     for name, a, b in zip(FEATURE_NAMES, ours, ref):
         assert np.isclose(a, b, rtol=1e-6, atol=1e-9), (kind, name, a, b)
+
+
+def test_join_components_by_pointer_jumping():
+    from mogen.mst import _join
+
+    comp = np.array([0, 0, 1, 2, 3, 4, 5])
+    # 0<->1 a pair with 2 hanging on 1; 3 -> 4 -> 5 -> 3 a cycle (possible only among tied lengths)
+    count, labels = _join(comp, 6, np.array([1, 0, 1, 4, 5, 3]))
+    assert count == 2
+    assert len(set(labels[:4])) == 1 and len(set(labels[4:])) == 1 and labels[0] != labels[-1]
