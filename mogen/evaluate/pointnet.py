@@ -73,7 +73,7 @@ def cloud_graphs(clouds, k: int, labels=None, transform=None) -> list[Data]:
     """
     out = []
     for i, c in enumerate(clouds):
-        pos = torch.as_tensor(np.asarray(c, dtype=np.float32))
+        pos = torch.from_numpy(np.array(c, dtype=np.float32))  # a copy: inputs may be read-only memmaps
         if pos.dim() != 2 or pos.shape[1] != 3:
             raise ValueError(f"cloud {i} must be [P, 3]; got shape {tuple(pos.shape)}")
         d = Data(pos=pos)
