@@ -35,6 +35,7 @@ def main() -> None:
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--same", action="store_true", help="also score half the test fragments against the other half")
+    p.add_argument("--only", nargs="+", default=None, help="score only these sets (e.g. real_test_half)")
     p.add_argument("--out", default=None, help="write all results as JSON here")
     args = p.parse_args()
     import torch
@@ -57,6 +58,8 @@ def main() -> None:
         order = np.random.default_rng(0).permutation(len(reference))
         half = len(reference) // 2
         sets["real_test_half"] = (reference[order[half:]], reference[order[:half]], min(args.n, half))
+    if args.only:
+        sets = {k: v for k, v in sets.items() if k in args.only}
     print(f"reference: {len(reference)} test fragments of {args.data}; n={args.n} per side, steps={args.steps}, "
           f"points={args.points}, threads={args.threads}, load {os.getloadavg()[0]:.1f}", flush=True)
     results = []
