@@ -77,3 +77,21 @@ def test_classifier_learns_single_tubes_from_crossing_tubes():
     model = train_classifier((pts, labels), steps=60, batch_size=16, seed=0)
     s_one, s_two = score(model, test_one), score(model, test_two)
     assert (s_one[:, None] > s_two[None, :]).mean() > 0.95  # held-out AUROC
+
+
+def test_pooling_shares_the_gradient_among_tied_maxima():
+    # repeated points tie for the max; torch's segment-reduce backward gives each tie the whole
+    # (negative) gradient, which broke training on skeleton candidates
+    from mogen.evaluate.pointnet import global_max_mean_pool
+
+    base = torch.rand(3, 4) + 0.5
+    for sizes in ([6, 6], [6, 9]):
+        clouds = [torch.cat([base, base, torch.rand(n - 6, 4)]) for n in sizes]  # every feature's max appears twice
+        h = torch.cat(clouds).requires_grad_()
+        batch = torch.arange(len(sizes)).repeat_interleave(torch.tensor(sizes))
+        ptr = torch.tensor([0, *np.cumsum(sizes)])
+        upstream = -torch.rand(len(sizes), 8) - 0.1
+        (global_max_mean_pool(h, batch, ptr) * upstream).sum().backward()
+        ref = [c.clone().requires_grad_() for c in clouds]
+        sum((torch.cat([c.amax(0), c.mean(0)]) * upstream[i]).sum() for i, c in enumerate(ref)).backward()
+        assert torch.allclose(h.grad, torch.cat([c.grad for c in ref]), atol=1e-6), sizes
