@@ -24,7 +24,7 @@ Examples
 >>> import tempfile, pathlib
 >>> path = pathlib.Path(tempfile.mkdtemp()) / "samples.npz"
 >>> pts = np.random.default_rng(0).uniform(-0.5, 0.5, (2, 64, 3)).astype(np.float32)
->>> write_samples(path, pts * 10, radius_um=10.0, provenance={"solver": "midpoint", "clip_ball": False})
+>>> _ = write_samples(path, pts * 10, radius_um=10.0, provenance={"solver": "midpoint", "clip_ball": False})
 >>> s = read_samples(path)
 >>> s.points_unit.shape, s.provenance["solver"], round(float(np.abs(s.points_unit - pts).max()), 6)
 ((2, 64, 3), 'midpoint', 0.0)

@@ -79,8 +79,28 @@ class Grid:
         return tuple(o[2 - a] + (np.arange(self.shape[a]) + 0.5) * self.voxel_um[a] for a in range(3))
 
 
-def points_to_solid(points_um: np.ndarray, grid: Grid, closing_um: float | None = None) -> np.ndarray:
+def fill_slice_holes(solid: np.ndarray) -> np.ndarray:
+    """``solid`` with the holes of its 2-D slices along z, y and x filled.
+
+    A tube cut open is a closed ring in the slices across it, so its lumen is filled even
+    where the tube is open at its ends (3-D hole filling leaks out there).
+    """
+    out = solid.copy()
+    for axis in range(3):
+        structure = np.zeros((3, 3, 3), bool)
+        plane = [slice(None)] * 3
+        plane[axis] = 1
+        structure[tuple(plane)] = ndimage.generate_binary_structure(2, 1)
+        out |= ndimage.binary_fill_holes(solid, structure)
+    return out
+
+
+def points_to_solid(points_um: np.ndarray, grid: Grid, closing_um: float | None = None,
+                    open_tubes: bool = False) -> np.ndarray:
     """Closed solid [z, y, x] bool from surface points.
+
+    ``open_tubes`` also fills tubes thicker than the closing that are cut open (the ends of a
+    crop or of a grown neurite) by filling holes slice by slice (:func:`fill_slice_holes`).
 
     ``closing_um`` defaults to the median distance from a point to its 8th nearest neighbour
     (at least 2 voxels): enough to seal a sparsely sampled surface (a 2,048-point fragment has
@@ -113,6 +133,8 @@ def points_to_solid(points_um: np.ndarray, grid: Grid, closing_um: float | None 
     # sampled shell has pinholes that fill_holes would leak through
     thick = ndimage.distance_transform_edt(~padded, sampling=grid.voxel_um) <= closing_um
     thick = ndimage.binary_fill_holes(thick)
+    if open_tubes:
+        thick = fill_slice_holes(thick)
     closed = (ndimage.distance_transform_edt(thick, sampling=grid.voxel_um) > closing_um)[
         pad[0] : pad[0] + sub.shape[0], pad[1] : pad[1] + sub.shape[1], pad[2] : pad[2] + sub.shape[2]]
     solid[lo[0] : hi[0], lo[1] : hi[1], lo[2] : hi[2]] = closed

@@ -159,7 +159,29 @@ def read_manifest(root) -> dict:
     bad = [s for s in SPLITS if not isinstance(manifest["splits"].get(s), dict) or "neurons" not in manifest["splits"][s]]
     if bad:
         raise DatasetError(path, "splits", f"split(s) {bad} missing or without a 'neurons' list")
+    if "cells" in manifest:
+        _check_cells(manifest, path)
     return manifest
+
+
+def _check_cells(manifest: dict, path) -> None:
+    """Cell groups (``mogen prepare`` since the split by cell): consistent, and no cell in two splits."""
+    groups = manifest["cells"]
+    if not isinstance(groups, dict) or not all(isinstance(g, dict) and isinstance(g.get("files"), list) for g in groups.values()):
+        raise DatasetError(path, "cells", "must map cell ids to {'files': [...], 'reasons': [...]}")
+    listed = {str(f): str(c) for c, g in groups.items() for f in g["files"]}
+    cells = cell_of(manifest)
+    for nid, cell in cells.items():
+        if listed.get(nid, cell) != cell or (nid not in listed and cell not in groups):
+            raise DatasetError(path, "cells", f"neuron {nid!r} has cell {cell!r}, but 'cells' lists it under {listed.get(nid)!r}")
+    seen: dict[str, str] = {}
+    for s in SPLITS:
+        mine = {cells[str(n)] for n in manifest["splits"][s]["neurons"]}
+        for c in mine:
+            if seen.setdefault(c, s) != s:
+                raise DatasetError(path, "cells", f"cell {c!r} has files in both the {seen[c]} and the {s} split")
+        if "cells" in manifest["splits"][s] and set(map(str, manifest["splits"][s]["cells"])) != mine:
+            raise DatasetError(path, f"splits.{s}.cells", "does not match the cells of the split's neurons")
 
 
 @dataclass

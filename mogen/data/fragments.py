@@ -9,7 +9,10 @@ A crop is an exact uniform sample of (surface ∩ ball(anchor, R)): the primitiv
 bounding spheres reach the ball are drawn ∝ area, points outside the ball are rejected, and
 this repeats until N points are in. Anchors whose ball holds less surface than
 ``min_area_frac · πR²`` (3.1 µm² at R = 10 µm; a stub or a skeleton node off the mesh) are
-skipped. A neuron with less cable than one crop diameter (2R) is refused.
+skipped. A neuron with less cable than one crop diameter (2R) is refused, and so is one whose
+geometry would need absurd work or memory (:func:`check_workload`: coordinates beyond 10 m,
+more than 10 million anchors or surface pieces, fragments over 4 GiB), before any of it is
+allocated.
 
 Fragments are stored in unit-ball coordinates: (points − anchor) / R.
 """
@@ -33,6 +36,12 @@ DEFAULT_POINTS = 2048
 DEFAULT_SPACING_UM = 5.0
 DEFAULT_MAX_FRAGMENTS = 500
 DEFAULT_MIN_AREA_FRAC = 0.01
+# Beyond these a neuron is wrong (units, offsets) or the settings are: refuse before allocating.
+MAX_COORD_UM = 1e7  # 10 m; float32 anchors keep 1 µm there
+MAX_RADIUS_UM = 1e4  # a node radius of 1 cm
+MAX_ANCHORS = 10_000_000
+MAX_PRIMITIVES = 10_000_000  # tube pieces (~300 bytes each while built)
+MAX_FRAGMENT_BYTES = 4 * 2**30
 
 
 def neuron_rng(seed: int, neuron_id: str) -> np.random.Generator:
@@ -170,6 +179,48 @@ class Fragments:
         return len(self.points)
 
 
+def check_workload(source, xyz: np.ndarray, node_radius: np.ndarray, pidx: np.ndarray, cable: float, radius: float,
+                   points: int, spacing: float, max_fragments: int | None, n_faces: int = 0) -> None:
+    """Refuse a neuron whose geometry would need absurd work or memory, before it is allocated.
+
+    Raises :class:`DataError` naming the neuron and the number (non-finite or huge coordinates,
+    too many anchors, surface pieces or fragment bytes).
+
+    Examples
+    --------
+    >>> xyz = np.array([[0, 0, 0], [1e12, 0, 0]])
+    >>> check_workload("a.swc", xyz, np.ones(2), np.array([-1, 0]), 1e12, 10.0, 2048, 5.0, 500)
+    Traceback (most recent call last):
+    mogen.errors.DataError: a.swc: coordinates: x reaches 1e+12 µm (node 1); beyond 1e+07 µm (10 m) no neuron fits and float32 anchors lose precision: wrong --units or an offset?
+    """
+    bad = np.nonzero(~np.isfinite(xyz).all(1))[0]
+    if len(bad):
+        raise DataError(source, "coordinates", f"node {bad[0]} has a non-finite coordinate {xyz[bad[0]].tolist()}")
+    if len(xyz):
+        i, axis = np.unravel_index(np.argmax(np.abs(xyz)), xyz.shape)
+        if abs(xyz[i, axis]) > MAX_COORD_UM:
+            raise DataError(source, "coordinates", f"{'xyz'[axis]} reaches {xyz[i, axis]:.3g} µm (node {i}); beyond "
+                            f"{MAX_COORD_UM:.0e} µm (10 m) no neuron fits and float32 anchors lose precision: wrong --units or an offset?")
+    r = np.nan_to_num(node_radius, nan=0.0)
+    if len(r) and r.max() > MAX_RADIUS_UM:
+        i = int(np.argmax(r))
+        raise DataError(source, "radius", f"node {i} has radius {r[i]:.3g} µm, more than {MAX_RADIUS_UM:.0e} µm: wrong --units?")
+    anchors = cable / spacing
+    if anchors > MAX_ANCHORS:
+        raise DataError(source, "neuron", f"{cable:.3g} µm of cable / spacing {spacing:g} µm = {anchors:.3g} anchors, "
+                        f"more than {MAX_ANCHORS:.0e}: use a larger --spacing-um (or check the units)")
+    pieces = int((pidx >= 0).sum()) + cable / (radius / 2) + n_faces
+    if pieces > MAX_PRIMITIVES:
+        raise DataError(source, "neuron", f"{cable:.3g} µm of cable cut into pieces of R/2 = {radius / 2:g} µm gives "
+                        f"{pieces:.3g} surface pieces, more than {MAX_PRIMITIVES:.0e}: check the units or use a larger --radius-um")
+    frags = min(anchors + 1, max_fragments or np.inf)
+    size = frags * points * 3 * 4
+    if size > MAX_FRAGMENT_BYTES:
+        raise DataError(source, "neuron", f"{frags:.3g} fragments of {points} points would take {size / 2**30:.3g} GiB "
+                        f"(limit {MAX_FRAGMENT_BYTES / 2**30:g} GiB per neuron): lower --max-fragments-per-neuron or "
+                        "--points, or raise --spacing-um")
+
+
 def neuron_surface(neuron, radius: float) -> Surface:
     """The surface crops are taken from: the mesh if there is one, else the skeleton's tube."""
     if neuron.mesh is not None:
@@ -198,9 +249,12 @@ def make_fragments(
     """
     if isinstance(neuron, (list, tuple)):
         return [make_fragments(n, radius, points, spacing, max_fragments, seed, min_area_frac) for n in neuron]
-    xyz, _, _, pidx = skeleton_geometry(neuron.skeleton)
+    xyz, node_radius, _, pidx = skeleton_geometry(neuron.skeleton)
     child = np.nonzero(pidx >= 0)[0]
-    cable = float(np.linalg.norm(xyz[child] - xyz[pidx[child]], axis=1).sum())
+    with np.errstate(over="ignore", invalid="ignore"):
+        cable = float(np.linalg.norm(xyz[child] - xyz[pidx[child]], axis=1).sum())
+    n_faces = len(neuron.mesh.faces) if neuron.mesh is not None else 0
+    check_workload(neuron.source, xyz, node_radius, pidx, cable, radius, points, spacing, max_fragments, n_faces)
     if cable < 2 * radius:
         raise DataError(neuron.source, "neuron", f"neuron is smaller than one crop: {cable:.3g} µm of cable < crop diameter {2 * radius:g} µm")
     rng = neuron_rng(seed, neuron.id)

@@ -155,7 +155,7 @@ def fill_radii(radius: np.ndarray, soma: np.ndarray, name: str = "neuron") -> tu
         fill = float(np.median(good)) if len(good) else DEFAULT_RADIUS_UM
         r[bad] = fill
         warnings.warn(
-            f"{name}: {n_bad} of {len(r)} nodes have a missing or zero radius; using {fill:.3g} µm "
+            f"{name}: {n_bad} of {int((~soma).sum())} non-soma nodes have a missing or zero radius; using {fill:.3g} µm "
             f"({'median of the positive radii' if len(good) else 'default'})",
             stacklevel=2,
         )

@@ -426,7 +426,7 @@ def write_report(rep: dict, out: Path) -> None:
         f"classifier-val neurons it saw: {p.get('val_neurons_seen_by_generator')})",
         f"classifier train neurons {rep['splits']['train']}; val {rep['splits']['val']} ({rep['splits']['val_note']}); "
         f"test {rep['splits']['test']}; test false-merge partners: {rep['splits']['false_merge_partners_for_test']}",
-        f"candidates: " + ", ".join(f"{k} {v['n']} ({v['true']} true)" for k, v in rep["pools"].items()),
+        "candidates: " + ", ".join(f"{k} {v['n']} ({v['true']} true)" for k, v in rep["pools"].items()),
         f"replay: {rep['replay']}; threshold ({rep['settings'].get('replay_threshold', 'acceptance')}) from validation replay {rep.get('val_replay')}",
         f"replay baselines: no merges {rep['baselines']['no_merges']['errors_per_mm']:.2f}/mm, "
         f"merge everything {rep['baselines']['merge_all']['errors_per_mm']:.2f}/mm",

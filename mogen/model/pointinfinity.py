@@ -34,7 +34,7 @@ from torch import nn
 from mogen.model.blocks import CrossBlock, SelfBlock, timestep_embedding
 from mogen.data.conditions import COND_DIM, COND_GROUPS
 from mogen.knn import knn_indices, knn_relative
-from mogen.model import register
+from mogen.model.registry import register
 
 
 @dataclass
