@@ -7,7 +7,7 @@
 
 One run measures, on the same machine and with the same number of CPU threads W:
 
-- **prepare**: a whole ``mogen prepare`` (read, cut, MST leaf count, write, split), run in this
+- **prepare**: a whole ``mogen prepare`` (read, cut, cable ends + caliber, write, split), run in this
   process with ``--workers W``, in fragments/s of wall time, and in CPU seconds per fragment
   (this process plus its workers);
 - **training**: full training steps of the ``tiny`` model at batch 8 x 2,048 points (noise
@@ -17,7 +17,7 @@ One run measures, on the same machine and with the same number of CPU threads W:
   ratio barely moves with other jobs on the machine, the wall ratio does;
 - the **loader** (memmap read, rotation, jitter, condition vector) in fragments/s at batch 64,
   which must also stay far above what training consumes;
-- per-fragment costs of the two stages of cutting (``Cropper.crop``, ``mst_leaf_count``), in
+- per-fragment costs of the two stages of cutting (``Cropper.crop``, ``crop_topology``), in
   CPU ms, for a mesh and a skeleton tube at 2,048 points.
 
 The load average is printed before and after: on a shared machine absolute figures swing by
@@ -47,9 +47,8 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))  # before ROOT: bench/train.py, not the root train.py
 
 from mogen.data import prepare  # noqa: E402
-from mogen.data.conditions import mst_leaf_count  # noqa: E402
 from mogen.data.dataset import DatasetWriter, make_loader, read_manifest, write_manifest  # noqa: E402
-from mogen.data.fragments import Cropper, Fragments, anchors_along_cable, neuron_surface  # noqa: E402
+from mogen.data.fragments import Cropper, crop_topology, Fragments, anchors_along_cable, neuron_surface  # noqa: E402
 from mogen.data.neuron import navis_example  # noqa: E402
 from mogen.data.surface import skeleton_geometry  # noqa: E402
 from train import make_step  # noqa: E402  (bench/)
@@ -126,9 +125,9 @@ def bench_training(threads: int, steps: int) -> dict:
 
 
 def bench_stages(neuron, n_points: int, n_frag: int, radius: float = 10.0) -> tuple[float, float]:
-    """CPU ms per fragment of cropping and of the MST leaf count (one process, one thread)."""
+    """CPU ms per fragment of cropping and of the crop's cable ends + caliber (one process, one thread)."""
     rng = np.random.default_rng(0)
-    xyz, _, _, pidx = skeleton_geometry(neuron.skeleton)
+    xyz, node_radius, _, pidx = skeleton_geometry(neuron.skeleton)
     anchors, _ = anchors_along_cable(xyz, pidx, 5.0, rng)
     anchors = anchors[rng.choice(len(anchors), min(n_frag, len(anchors)), replace=False)]
     cropper = Cropper(neuron_surface(neuron, radius), radius)
@@ -136,8 +135,7 @@ def bench_stages(neuron, n_points: int, n_frag: int, radius: float = 10.0) -> tu
     crops = [c for c in (cropper.crop(a, n_points, rng)[0] for a in anchors) if c is not None]
     t_crop = time.process_time() - t
     t = time.process_time()
-    for c in crops:
-        mst_leaf_count(c / radius)
+    crop_topology(xyz, pidx, np.nan_to_num(node_radius), anchors, radius)
     t_mst = time.process_time() - t
     return 1e3 * t_crop / len(crops), 1e3 * t_mst / len(crops)
 
@@ -148,7 +146,7 @@ def bench_loader(n_points: int, batch: int = 64, n_frag: int = 1024, seconds: fl
         rng = np.random.default_rng(0)
         pts = rng.standard_normal((n_frag, n_points, 3)).astype(np.float32) * 0.3
         w.add("x", Fragments(pts, np.zeros((n_frag, 3), np.float32), np.full(n_frag, 3, np.int8),
-                             np.full(n_frag, 500, np.int32), 1.0, n_frag, 0))
+                             np.full(n_frag, 2, np.int32), np.full(n_frag, 0.05, np.float32), 1.0, n_frag, 0))
         counts = w.finish({"train": ["x"], "val": [], "test": []})
         write_manifest(d, {"radius_um": 10.0, "points_per_fragment": n_points, "units": "um", "seed": 0,
                            "splits": {s: {"neurons": [], "fragments": c} for s, c in counts.items()},
@@ -206,7 +204,7 @@ def main(argv=None) -> int:
     skeleton = type(neuron)(**{**neuron.__dict__, "mesh": None, "kind": "skeleton"})
     for name, n in (("EM mesh", neuron), ("skeleton tube", skeleton)):
         crop, mst = bench_stages(n, args.points, args.stage_fragments)
-        print(f"| cut one fragment, {name} (navis {neuron.id}), {args.points} points: crop / MST leaf count | "
+        print(f"| cut one fragment, {name} (navis {neuron.id}), {args.points} points: crop / cable ends + caliber | "
               f"{crop:.2f} / {mst:.2f} CPU ms |")
     print(f"\nload average after: {load()}")
     if w > 1 and os.getloadavg()[0] > os.cpu_count():

@@ -1,34 +1,27 @@
-"""Euclidean minimum spanning trees of point clouds, on their k-nearest-neighbour graph.
+"""Exact Euclidean minimum spanning trees of point clouds (the realism features' longest and
+total MST edge, :mod:`mogen.metrics.features`; the skeletoniser, :mod:`mogen.skeleton`).
 
-Two users: the condition vector's leaf count (:func:`mogen.data.conditions.mst_leaf_count`,
-per fragment at prepare time, so it must be cheap) and the realism features' longest/total MST
-edge (:mod:`mogen.metrics.features`, which must be exact).
-
-* :func:`knn_mst`: the MST of the kNN graph, cheap; a spanning forest when the graph falls
-  apart (a crop often holds separate pieces of neurite: each keeps its own leaves). It can
-  miss a Euclidean-MST edge whose ends are not among each other's k nearest neighbours.
-* :func:`euclidean_mst`: the exact Euclidean MST, by Borůvka rounds that read nearest
-  other-component neighbours from k-NN lists and search exactly only where a list cannot
-  tell (tested against a dense MST on clumpy, gappy and sphere-piled clouds).
+:func:`euclidean_mst` runs Borůvka rounds that read each point's nearest other-component
+neighbour from its k-NN list and search exactly only where a list cannot tell, so the tree is
+exact for any cloud (tested against a dense MST on clumpy, gappy and sphere-piled clouds) at
+about the cost of the k-NN query.
 
 Examples
 --------
 >>> import numpy as np
 >>> pts = np.array([[0.0, 0, 0], [1, 0, 0], [10, 0, 0], [11, 0, 0]])  # two pieces
->>> sorted(knn_mst(pts, k=1)[2].tolist())  # the 1-NN graph: a forest of two trees
-[1.0, 1.0]
->>> sorted(euclidean_mst(pts, k=1)[2].tolist())  # the exact tree joins them
+>>> sorted(euclidean_mst(pts, k=1)[2].tolist())  # a 1-NN list never leaves a piece; the tree joins them
 [1.0, 1.0, 9.0]
 """
 
 from __future__ import annotations
 
 import numpy as np
-from scipy.sparse import coo_matrix, csr_matrix
+from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components, minimum_spanning_tree
 from scipy.spatial import cKDTree
 
-DEFAULT_K = 8
+
 
 
 def _knn(x: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
@@ -45,54 +38,6 @@ def _graph(n: int, rows: np.ndarray, cols: np.ndarray, w: np.ndarray):
 def _tree(graph) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     mst = minimum_spanning_tree(graph).tocoo()
     return mst.row.astype(np.int64), mst.col.astype(np.int64), mst.data
-
-
-def knn_graph(x: np.ndarray, k: int = DEFAULT_K, nn: tuple | None = None):
-    """The kNN graph of ``x`` [n, 3] as a sparse matrix, each edge stored once (csr, lengths).
-
-    Edge (i, j) is in the graph when j is among i's ``k`` nearest neighbours or i among j's.
-    A pair that both lists hold is kept in the lower row only: csgraph would read both copies,
-    and Kruskal's sort (most of an MST's cost) would sort twice as many edges.
-    """
-    dist, idx = _knn(x, k) if nn is None else nn
-    n, k = dist.shape
-    # j's list holds i for sure when |ij| is below j's k-th neighbour distance (ties stay twice:
-    # a duplicate edge is harmless, a lost one is not).
-    twice = dist < dist[idx, -1]
-    keep = ~twice | (np.arange(n)[:, None] < idx)
-    count = keep.sum(1)
-    indptr = np.zeros(n + 1, np.int64)
-    np.cumsum(count, out=indptr[1:])
-    # csgraph treats a stored 0 as "no edge"; duplicate points are 1e-12 apart instead.
-    return csr_matrix((np.maximum(dist[keep], 1e-12), idx[keep], indptr), shape=(n, n))
-
-
-def knn_mst(x: np.ndarray, k: int = DEFAULT_K, nn: tuple | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """MST (spanning forest) of the kNN graph of ``x`` [n, 3]: ``(rows, cols, lengths)``.
-
-    ``nn`` may pass a precomputed ``(dist [n, k], idx [n, k])`` query (self excluded).
-    """
-    x = np.asarray(x, dtype=np.float64)
-    if len(x) < 2:
-        return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0)
-    tree = minimum_spanning_tree(knn_graph(x, k, nn), overwrite=True)
-    rows = np.repeat(np.arange(len(x)), np.diff(tree.indptr))
-    return rows, tree.indices.astype(np.int64), tree.data
-
-
-def knn_mst_degrees(x: np.ndarray, k: int = DEFAULT_K) -> np.ndarray:
-    """Degree of every point [n] in the MST (spanning forest) of the kNN graph of ``x`` [n, 3].
-
-    Examples
-    --------
-    >>> knn_mst_degrees(np.array([[0.0, 0, 0], [1, 0, 0], [3, 0, 0], [10, 0, 0]]), k=2).tolist()
-    [1, 2, 2, 1]
-    """
-    x = np.asarray(x, dtype=np.float64)
-    if len(x) < 2:
-        return np.zeros(len(x), np.int64)
-    tree = minimum_spanning_tree(knn_graph(x, k), overwrite=True)
-    return np.diff(tree.indptr) + np.bincount(tree.indices, minlength=len(x))
 
 
 def _join(comp: np.ndarray, n_comp: int, target: np.ndarray) -> tuple[int, np.ndarray]:

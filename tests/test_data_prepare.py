@@ -12,7 +12,7 @@ import torch
 
 from mogen.cli import main
 from mogen.data import FragmentDataset, make_loader, manifest_hash, read_manifest
-from mogen.data.conditions import COND_DIM, mst_leaf_count
+from mogen.data.conditions import COND_DIM
 
 DATA = Path(__file__).parent / "data"
 POINTS = 256
@@ -55,11 +55,11 @@ def test_split_files(navis_dataset):
         assert pts.shape == (f, POINTS, 3) and pts.dtype == np.float32
         assert meta["anchor_um"].shape == (f, 3) and meta["anchor_um"].dtype == np.float32
         assert meta["neuron_id"].shape == (f,) and meta["neurite_type"].dtype == np.int8
-        assert meta["mst_leaves"].dtype == np.int32
+        assert meta["cable_ends"].dtype == np.int32 and meta["caliber"].dtype == np.float32
         assert set(meta["neuron_id"].tolist()) <= set(m["splits"][split]["neurons"])
         if f:
             assert (np.linalg.norm(pts, axis=-1) <= 1 + 1e-6).all()
-            assert meta["mst_leaves"][0] == mst_leaf_count(pts[0])
+            assert meta["cable_ends"].min() >= 1 and (meta["caliber"] > 0).all()
     assert m["splits"]["val"]["fragments"] == 6
 
 
@@ -221,7 +221,7 @@ def test_force_never_touches_inputs(tmp_path, capsys, where):
     before = sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*"))
     out, src = {"is": (inputs, inputs), "inside": (inputs / "ds", inputs), "contains": (tmp_path, inputs / "cell.swc")}[where]
     assert main(["prepare", str(src), "--out", str(out), "--force"]) == 2
-    assert f"prepare never writes where it reads" in capsys.readouterr().err
+    assert "prepare never writes where it reads" in capsys.readouterr().err
     assert sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*")) == before
 
 
