@@ -1,7 +1,7 @@
 """Grow whole neurites by outpainting: crop after crop, each conditioned on what is already there.
 
     mogen grow --ckpt runs/tiny --length-um 300 --out runs/grown        # or --pretrained NAME
-    mogen grow --ckpt runs/tiny --seed-from navis:0 --type dendrite --leaves 40 --out runs/grown2
+    mogen grow --ckpt runs/tiny --seed-from navis:0 --type dendrite --ends 2 --out runs/grown2
 
 The generator only ever makes one crop: the surface inside a ball of radius R (10 µm) around a
 point on the cable, as N points. A neurite is grown from a seed crop (sampled, or cut from a real
@@ -26,7 +26,7 @@ neuron with ``--seed-from``) by repeating:
 
 Growth stops when the path length along the crop centres reaches ``--length-um``, when no exit
 is left (every branch ended), or after ``--max-crops``. Requested conditions (``--type``,
-``--leaves``, ``--caliber`` once the generator has that group) are given to every crop.
+``--ends``, ``--caliber``) are given to every crop.
 
 The grown cloud (µm, seed centre at the origin) is exported with :func:`mogen.export.export_neurite`:
 ``OUT/neurite.swc`` (one tree, rooted at the seed), ``OUT/neurite.ply`` (watertight mesh),
@@ -58,6 +58,7 @@ from scipy.spatial import cKDTree
 from tqdm.auto import tqdm
 
 from mogen.errors import UsageError
+from mogen.sampling import condition_request
 from mogen.flow import pair_noise, source_noise
 from mogen.solvers import SOLVERS, guided_velocity, integrate, steps_for_calls
 
@@ -124,7 +125,7 @@ def outpaint(model, known: torch.Tensor, n_points: int = 2048, steps: int = 20, 
              replace: bool = True) -> torch.Tensor:
     """One crop of ``n_points`` (unit ball) whose first K points are ``known`` [K, 3].
 
-    See the module docstring. ``cond`` [14] / ``cond_mask`` [groups] condition the network
+    See the module docstring. ``cond`` [15] / ``cond_mask`` [groups] condition the network
     (default: none); ``source``/``noise_std``/``centroid``/``cov`` describe the noise at t = 0 as
     in :func:`mogen.flow.source_noise`. With ``replace=False`` the known points only shape the
     noise pairing and are then solved like the others (the "no outpainting" control: an
@@ -183,8 +184,8 @@ class GrowConfig:
     min_centre_gap: float = 0.5  # skip an exit within this x R of another crop's centre (growing back)
     moments: bool = True  # give the noise the centroid/covariance the known part implies
     cond_type: str | None = None  # neurite type name
-    cond_leaves: int | None = None  # MST leaf count per crop (branchiness)
-    cond_caliber: float | None = None  # µm, when the generator has a caliber group
+    cond_ends: int | None = None  # cable ends per crop (branchiness: 2 a passing neurite, 3+ branches)
+    cond_caliber: float | None = None  # tube radius at the crop centre, µm
     seed: int = 0
 
 
@@ -215,35 +216,6 @@ class Grown:
     @property
     def centres(self) -> np.ndarray:
         return np.array([c.centre_um for c in self.crops])
-
-
-def condition_request(model, n_points: int, neurite_type: str | None = None, leaves: int | None = None,
-                      caliber_um: float | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-    """Condition vector and mask asking for a neurite type, a per-crop MST leaf count and a caliber.
-
-    Raises :class:`UsageError` for an unknown type or a group the generator does not have.
-    """
-    from mogen.data import conditions as C
-
-    cond = torch.zeros(model.config.cond_dim)
-    mask = torch.zeros(model.config.cond_groups, dtype=torch.bool)
-    if neurite_type is not None:
-        try:
-            cond[C.neurite_type_index(neurite_type)] = 1.0
-        except ValueError:
-            raise UsageError(f"--type {neurite_type!r}: choose one of {', '.join(C.NEURITE_TYPES)}") from None
-        mask[C.group_index("type")] = True
-    if leaves is not None:
-        cond[C.COND_GROUPS["leaves"]] = C.leaves_value(torch.tensor(float(leaves)), n_points)
-        mask[C.group_index("leaves")] = True
-    if caliber_um is not None:
-        value = getattr(C, "caliber_value", None)
-        if "caliber" not in C.COND_GROUPS or value is None or C.group_index("caliber") >= model.config.cond_groups:
-            raise UsageError("--caliber: this generator (or this version of mogen) has no caliber condition group; "
-                             f"its groups are {', '.join(C.COND_GROUP_NAMES[:model.config.cond_groups])}")
-        cond[C.COND_GROUPS["caliber"]] = value(torch.tensor(float(caliber_um)))
-        mask[C.group_index("caliber")] = True
-    return cond, mask
 
 
 def find_exits(points_um: np.ndarray, centre: np.ndarray, radius: float, earlier: np.ndarray, n_points: int,
@@ -286,7 +258,7 @@ def grow(model, state: dict, cfg: GrowConfig, seed_points_um: np.ndarray | None 
     radius = float(data["radius_um"])
     n = int(data["points_per_fragment"])
     source, noise_std = tcfg.get("source", "gaussian"), float(tcfg.get("noise_std", 1.0))
-    cond, mask = condition_request(model, n, cfg.cond_type, cfg.cond_leaves, cfg.cond_caliber)
+    cond, mask = condition_request(model, radius, cfg.cond_type, cfg.cond_ends, cfg.cond_caliber)
     rng = np.random.default_rng(cfg.seed)
     common = dict(n_points=n, steps=cfg.steps, solver=cfg.solver, cond=cond, cond_mask=mask, guidance=cfg.guidance,
                   source=source, noise_std=noise_std, resample=cfg.resample, resample_t=cfg.resample_t)
@@ -505,9 +477,9 @@ def add_arguments(p) -> None:
     p.add_argument("--max-crops", type=int, default=200)
     p.add_argument("--seed-from", default="sample", help="sample | navis:I (navis example neuron I) | an SWC or mesh file")
     p.add_argument("--type", choices=NEURITE_TYPES, help="neurite type every crop is conditioned on")
-    p.add_argument("--leaves", type=int, help="MST leaf count every crop is conditioned on (branchiness; training "
-                                              "crops have ~20-200)")
-    p.add_argument("--caliber", type=float, help="caliber in µm (needs a generator with a caliber condition group)")
+    p.add_argument("--ends", type=int, help="cable ends every crop is conditioned on (branchiness: 1 a tip, 2 a neurite "
+                                            "passing through, 3+ branch points)")
+    p.add_argument("--caliber", type=float, help="tube radius at each crop's centre, µm")
     p.add_argument("--steps", type=int, default=20, help="network calls per crop pass")
     p.add_argument("--solver", default="midpoint", choices=[s for s in SOLVERS if s != "dopri5"])
     p.add_argument("--guidance", type=float, default=1.0, help="classifier-free guidance scale (1: none)")
@@ -537,8 +509,8 @@ def check_arguments(args) -> None:
         raise UsageError(f"--resample must be >= 0, got {args.resample}")
     if not 0 < args.shell < 1:
         raise UsageError(f"--shell must be in (0, 1), got {args.shell}")
-    if args.leaves is not None and args.leaves < 0:
-        raise UsageError(f"--leaves must be >= 0, got {args.leaves}")
+    if args.ends is not None and args.ends < 0:
+        raise UsageError(f"--ends must be >= 0, got {args.ends}")
     if args.caliber is not None and not (np.isfinite(args.caliber) and args.caliber > 0):
         raise UsageError(f"--caliber must be a positive number of µm, got {args.caliber}")
     if not np.isfinite(args.guidance):
@@ -571,11 +543,11 @@ def run(args) -> int:
         ckpt = args.ckpt
     model, state = load_generator(ckpt, pick_device(args.device), args.weights)
     radius, n = float(state["data"]["radius_um"]), int(state["data"]["points_per_fragment"])
-    condition_request(model, n, args.type, args.leaves, args.caliber)  # refuse bad conditions before any work
+    condition_request(model, float(state['data']['radius_um']), args.type, args.ends, args.caliber)  # refuse bad conditions before any work
     seed_pts, seed_note, _, _ = seed_from(args.seed_from, radius, n, args.seed)
     cfg = GrowConfig(length_um=args.length_um, max_crops=args.max_crops, steps=args.steps, solver=args.solver,
                      guidance=args.guidance, resample=args.resample, replace=not args.no_replace, shell=args.shell,
-                     cond_type=args.type, cond_leaves=args.leaves, cond_caliber=args.caliber, seed=args.seed)
+                     cond_type=args.type, cond_ends=args.ends, cond_caliber=args.caliber, seed=args.seed)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     if args.force:

@@ -1,23 +1,16 @@
-"""Euclidean minimum spanning trees of point clouds, on their k-nearest-neighbour graph.
+"""Exact Euclidean minimum spanning trees of point clouds (the realism features' longest and
+total MST edge, :mod:`mogen.metrics.features`; the skeletoniser, :mod:`mogen.skeleton`).
 
-Two users: the condition vector's leaf count (:func:`mogen.data.conditions.mst_leaf_count`,
-per fragment at prepare time, so it must be cheap) and the realism features' longest/total MST
-edge (:mod:`mogen.metrics.features`, which must be exact).
-
-* :func:`knn_mst`: the MST of the kNN graph, cheap; a spanning forest when the graph falls
-  apart (a crop often holds separate pieces of neurite: each keeps its own leaves). It can
-  miss a Euclidean-MST edge whose ends are not among each other's k nearest neighbours.
-* :func:`euclidean_mst`: the exact Euclidean MST, by Borůvka rounds that read nearest
-  other-component neighbours from k-NN lists and search exactly only where a list cannot
-  tell (tested against a dense MST on clumpy, gappy and sphere-piled clouds).
+:func:`euclidean_mst` runs Borůvka rounds that read each point's nearest other-component
+neighbour from its k-NN list and search exactly only where a list cannot tell, so the tree is
+exact for any cloud (tested against a dense MST on clumpy, gappy and sphere-piled clouds) at
+about the cost of the k-NN query.
 
 Examples
 --------
 >>> import numpy as np
 >>> pts = np.array([[0.0, 0, 0], [1, 0, 0], [10, 0, 0], [11, 0, 0]])  # two pieces
->>> sorted(knn_mst(pts, k=1)[2].tolist())  # the 1-NN graph: a forest of two trees
-[1.0, 1.0]
->>> sorted(euclidean_mst(pts, k=1)[2].tolist())  # the exact tree joins them
+>>> sorted(euclidean_mst(pts, k=1)[2].tolist())  # a 1-NN list never leaves a piece; the tree joins them
 [1.0, 1.0, 9.0]
 """
 
@@ -28,7 +21,7 @@ from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components, minimum_spanning_tree
 from scipy.spatial import cKDTree
 
-DEFAULT_K = 8
+
 
 
 def _knn(x: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
@@ -47,17 +40,29 @@ def _tree(graph) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return mst.row.astype(np.int64), mst.col.astype(np.int64), mst.data
 
 
-def knn_mst(x: np.ndarray, k: int = DEFAULT_K, nn: tuple | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """MST (spanning forest) of the kNN graph of ``x`` [n, 3]: ``(rows, cols, lengths)``.
+def _join(comp: np.ndarray, n_comp: int, target: np.ndarray) -> tuple[int, np.ndarray]:
+    """Components after joining each component ``c`` to component ``target[c]``: ``(count, labels)``.
 
-    ``nn`` may pass a precomputed ``(dist [n, k], idx [n, k])`` query (self excluded).
+    Each component points at one other, so the joins form trees whose roots are pairs that
+    point at each other (or, among tied lengths, longer cycles); pointer jumping finds the
+    roots in log steps, and a cycle it cannot settle goes to scipy.
     """
-    x = np.asarray(x, dtype=np.float64)
-    n = len(x)
-    if n < 2:
-        return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0)
-    dist, idx = _knn(x, k) if nn is None else nn
-    return _tree(_graph(n, np.repeat(np.arange(n), dist.shape[1]), idx.ravel(), dist.ravel()))
+    parent = target.copy()
+    c = np.arange(n_comp)
+    mutual = parent[parent] == c
+    parent[mutual & (c < parent)] = c[mutual & (c < parent)]  # the lower of a pair is the root
+    for _ in range(64):
+        up = parent[parent]
+        if np.array_equal(up, parent):
+            break
+        parent = up
+    if not np.array_equal(parent[parent], parent):  # a cycle (only among tied lengths): let scipy settle it
+        graph = coo_matrix((np.ones(n_comp), (c, target)), shape=(n_comp, n_comp))
+        count, labels = connected_components(graph, directed=False)
+        return count, labels[comp]
+    roots = parent == c
+    label = np.cumsum(roots) - 1
+    return int(roots.sum()), label[parent][comp]
 
 
 def euclidean_mst(x: np.ndarray, k: int = 16, nn: tuple | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -90,28 +95,37 @@ def euclidean_mst(x: np.ndarray, k: int = 16, nn: tuple | None = None) -> tuple[
     reach = dist[:, -1]  # a point's nearest outside neighbour is at least this far when its list is all inside
     rows, cols, lengths = [], [], []
     n_comp, comp = n, np.arange(n)
+    live = np.arange(n)  # points whose list still reaches outside their component (once all inside, always)
+    d_out, j_out = np.full(n, np.inf), np.full(n, -1)
     while n_comp > 1:
-        outside = comp[idx] != comp[:, None]
+        outside = comp[idx[live]] != comp[live, None]
         has = outside.any(1)
         first = np.argmax(outside, 1)
-        d_out = np.where(has, dist[np.arange(n), first], np.inf)
-        j_out = np.where(has, idx[np.arange(n), first], -1)
+        d_out[:], j_out[:] = np.inf, -1
+        d_out[live] = np.where(has, dist[live, first], np.inf)
+        j_out[live] = np.where(has, idx[live, first], -1)
+        live = live[has]
         best = np.full(n_comp, np.inf)
         np.minimum.at(best, comp, d_out)
         # exact search only where the k-NN list cannot tell and the point could still win
-        need = ~has & (reach < best[comp])
-        for c in np.unique(comp[need]):
-            inside = np.flatnonzero(need & (comp == c))
-            others = np.flatnonzero(comp != c)
-            d, j = cKDTree(x[others]).query(x[inside])
-            d_out[inside], j_out[inside] = d, others[j]
-        order = np.lexsort((np.arange(n), d_out, comp))  # per component: its shortest edge first
-        firsts = order[np.r_[True, comp[order][1:] != comp[order][:-1]]]
+        need = np.isinf(d_out) & (reach < best[comp])
+        if need.any():
+            for c in np.unique(comp[need]):
+                inside = np.flatnonzero(need & (comp == c))
+                others = np.flatnonzero(comp != c)
+                d, j = cKDTree(x[others]).query(x[inside])
+                d_out[inside], j_out[inside] = d, others[j]
+            best[:] = np.inf
+            np.minimum.at(best, comp, d_out)
+        # per component its shortest edge; among equals the lowest point index
+        winners = np.flatnonzero(d_out == best[comp])
+        firsts = np.full(n_comp, n)
+        np.minimum.at(firsts, comp[winners], winners)
         rows.append(firsts)
         cols.append(j_out[firsts])
         lengths.append(d_out[firsts])
-        # Every component's shortest outgoing edge is an MST edge (cut property); with ties two
-        # could close a cycle, so the running tree is the MST of the edges chosen so far.
-        graph = _graph(n, np.concatenate(rows), np.concatenate(cols), np.concatenate(lengths))
-        n_comp, comp = connected_components(graph, directed=False)
-    return _tree(graph)
+        # Every component's shortest outgoing edge is an MST edge (cut property); the new
+        # components are the old ones joined by these edges.
+        n_comp, comp = _join(comp, n_comp, comp[j_out[firsts]])
+    # With ties two chosen edges could close a cycle: the tree is the MST of the chosen edges.
+    return _tree(_graph(n, np.concatenate(rows), np.concatenate(cols), np.concatenate(lengths)))

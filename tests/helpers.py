@@ -20,11 +20,12 @@ def tube_clouds(n: int, points: int, rng: np.random.Generator, radius=(0.03, 0.0
     return np.einsum("nij,npj->npi", q, x).astype(np.float32)
 
 
-def fragments(points: np.ndarray, anchors_um: np.ndarray | None = None, neurite_type: int = 3, leaves: int = 2) -> Fragments:
+def fragments(points: np.ndarray, anchors_um: np.ndarray | None = None, neurite_type: int = 3, ends: int = 2,
+              caliber: float = 0.05) -> Fragments:
     n = len(points)
     anchors = np.zeros((n, 3), np.float32) if anchors_um is None else np.asarray(anchors_um, np.float32)
     return Fragments(np.asarray(points, np.float32), anchors, np.full(n, neurite_type, np.int8),
-                     np.full(n, leaves, np.int32), cable_um=10.0 * n, n_anchors=n, n_skipped=0)
+                     np.full(n, ends, np.int32), np.full(n, caliber, np.float32), cable_um=10.0 * n, n_anchors=n, n_skipped=0)
 
 
 def tube_dataset(root, per_split: dict[str, dict[str, int]], points: int = 128, seed: int = 0, radius_um: float = 10.0,

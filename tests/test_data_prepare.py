@@ -12,7 +12,7 @@ import torch
 
 from mogen.cli import main
 from mogen.data import FragmentDataset, make_loader, manifest_hash, read_manifest
-from mogen.data.conditions import COND_DIM, mst_leaf_count
+from mogen.data.conditions import COND_DIM
 
 DATA = Path(__file__).parent / "data"
 POINTS = 256
@@ -55,11 +55,11 @@ def test_split_files(navis_dataset):
         assert pts.shape == (f, POINTS, 3) and pts.dtype == np.float32
         assert meta["anchor_um"].shape == (f, 3) and meta["anchor_um"].dtype == np.float32
         assert meta["neuron_id"].shape == (f,) and meta["neurite_type"].dtype == np.int8
-        assert meta["mst_leaves"].dtype == np.int32
+        assert meta["cable_ends"].dtype == np.int32 and meta["caliber"].dtype == np.float32
         assert set(meta["neuron_id"].tolist()) <= set(m["splits"][split]["neurons"])
         if f:
             assert (np.linalg.norm(pts, axis=-1) <= 1 + 1e-6).all()
-            assert meta["mst_leaves"][0] == mst_leaf_count(pts[0])
+            assert meta["cable_ends"].min() >= 1 and (meta["caliber"] > 0).all()
     assert m["splits"]["val"]["fragments"] == 6
 
 
@@ -221,7 +221,7 @@ def test_force_never_touches_inputs(tmp_path, capsys, where):
     before = sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*"))
     out, src = {"is": (inputs, inputs), "inside": (inputs / "ds", inputs), "contains": (tmp_path, inputs / "cell.swc")}[where]
     assert main(["prepare", str(src), "--out", str(out), "--force"]) == 2
-    assert f"prepare never writes where it reads" in capsys.readouterr().err
+    assert "prepare never writes where it reads" in capsys.readouterr().err
     assert sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*")) == before
 
 
@@ -231,7 +231,8 @@ def _snapshot(d: Path) -> dict:
 
 def test_failed_or_interrupted_prepare_keeps_the_old_dataset(tmp_path, capsys, monkeypatch):
     out = tmp_path / "ds"
-    args = ["--out", str(out), "--points", "32", "--radius-um", "5", "--no-preview", "--test", "0"]
+    # one process: the interrupt below is planted by patching this process's make_fragments
+    args = ["--out", str(out), "--points", "32", "--radius-um", "5", "--no-preview", "--test", "0", "--workers", "1"]
     assert main(["prepare", str(DATA / "swc" / "quirky.swc"), *args]) == 0
     old = _snapshot(out)
     d = _bad_folder(tmp_path)
@@ -338,3 +339,23 @@ def test_prepare_keeps_the_files_of_one_cell_in_one_split(shared_data, tmp_path,
         assert m["cells"]["c060114a5"]["files"] == ["bluepyemodel/C060114A5", "morphology-workflows/C060114A5"]
         assert [len(m["splits"][s]["cells"]) for s in ("train", "val", "test")] == [1, 1, 1]  # 3 cells, not 4 files
     assert "1 cells have several files" in capsys.readouterr().out
+
+
+def test_workers_cut_the_same_dataset_as_one_process(tmp_path):
+    import mogen.data.prepare as prepare
+
+    # workers start clean (fork server or spawn): a plain fork after torch's OpenMP threads ran can hang
+    assert prepare._worker_context().get_start_method() != "fork"
+    src = tmp_path / "in"
+    src.mkdir()
+    shutil.copy(DATA / "swc" / "quirky.swc", src / "a.swc")
+    _offset_swc(src / "b.swc", offset=7.0)
+    _offset_swc(src / "c.swc", scale=1.5)
+    snaps = []
+    for workers in (1, 3):
+        out = tmp_path / f"w{workers}"
+        assert main(["prepare", str(src), "--out", str(out), "--points", "64", "--radius-um", "5", "--no-preview",
+                     "--workers", str(workers)]) == 0
+        snaps.append({k: v for k, v in _snapshot(out).items() if k != "manifest.json"})
+        assert read_manifest(out)["splits"]["train"]["fragments"] > 0
+    assert snaps[0] == snaps[1]  # byte for byte

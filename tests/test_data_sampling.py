@@ -9,7 +9,6 @@ import pytest
 import trimesh
 
 from mogen.data import DataError
-from mogen.data.conditions import mst_leaf_count
 from mogen.data.fragments import Cropper, anchors_along_cable, make_fragments
 from mogen.data.neuron import Neuron, load_file
 from mogen.data.split import SPLITS, split_counts, split_neurons
@@ -127,7 +126,7 @@ def test_fragments_in_unit_ball_and_reproducible(navis_neuron):
     xyz, _, _, pidx = skeleton_geometry(navis_neuron.skeleton)
     longest = np.linalg.norm(xyz[pidx >= 0] - xyz[pidx[pidx >= 0]], axis=1).max()
     assert cKDTree(xyz).query(a.anchor_um)[0].max() <= longest / 2 + 1e-3
-    assert a.mst_leaves.min() >= 1 and (a.mst_leaves == [mst_leaf_count(p) for p in a.points]).all()
+    assert a.cable_ends.min() >= 1 and (a.caliber > 0).all() and (a.caliber < 1).all()
 
 
 def test_skeleton_fragments_from_swc():

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-import json
 from types import SimpleNamespace
 
 import numpy as np
 import pytest
 import torch
 
-from mogen.grow import GrowConfig, condition_request, find_exits, grow, outpaint, replacement_velocity
+from mogen.grow import GrowConfig, find_exits, grow, outpaint, replacement_velocity
+from mogen.data.conditions import COND_DIM, COND_GROUPS
+from mogen.sampling import condition_request
 from mogen.errors import UsageError
 from mogen.solvers import integrate
 
@@ -24,7 +25,7 @@ class RodOracle(torch.nn.Module):
 
     def __init__(self, centre_unit=(0.0, 0.0, 0.0)):
         super().__init__()
-        self.config = SimpleNamespace(k=8, cond_dim=14, cond_groups=4)
+        self.config = SimpleNamespace(k=8, cond_dim=COND_DIM, cond_groups=len(COND_GROUPS))
         self.scale = torch.nn.Parameter(torch.ones(()))
         self.centre = torch.tensor(centre_unit)
 
@@ -88,13 +89,13 @@ def test_grow_follows_the_rod_to_the_length_budget():
 
 def test_conditions_requested_and_refused():
     model = RodOracle()
-    cond, mask = condition_request(model, 2048, "axon", leaves=40)
-    assert cond[2] == 1 and mask.tolist() == [True, False, False, True]
-    assert float(cond[13]) == pytest.approx(np.log1p(40) / np.log1p(2048))
+    cond, mask = condition_request(model, 10.0, "axon", ends=3)
+    assert cond[2] == 1 and mask.tolist() == [True, False, False, True, False]
+    assert float(cond[13]) == pytest.approx(np.log1p(3) / np.log(9))
     with pytest.raises(UsageError, match="type"):
-        condition_request(model, 2048, "spine")
+        condition_request(model, 10.0, "spine")
     with pytest.raises(UsageError, match="caliber"):
-        condition_request(model, 2048, caliber_um=0.3)
+        condition_request(model, 10.0, caliber_um=-0.3)
 
 
 def test_grow_command_refuses_bad_arguments_before_work(tmp_path):

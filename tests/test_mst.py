@@ -8,7 +8,7 @@ from scipy.sparse.csgraph import minimum_spanning_tree
 from scipy.spatial import distance_matrix
 
 from mogen.metrics.features import FEATURE_NAMES, cloud_features
-from mogen.mst import euclidean_mst, knn_mst
+from mogen.mst import euclidean_mst
 
 
 def clouds(kind: str, n: int, rng) -> np.ndarray:
@@ -52,15 +52,6 @@ def test_euclidean_mst_equals_dense_mst(kind):
     assert np.allclose(np.linalg.norm(x[rows] - x[cols], axis=1), w)
 
 
-def test_knn_forest_can_miss_what_the_exact_tree_finds():
-    # two dense rods whose nearest gap is bridged only by points that are far down each other's k-NN lists
-    rng = np.random.default_rng(1)
-    x = clouds("pieces", 600, rng)
-    forest = knn_mst(x, k=4)[2]
-    exact = euclidean_mst(x, k=4)[2]
-    assert len(forest) < len(exact) == len(x) - 1
-
-
 def mogen_features(x: np.ndarray) -> np.ndarray:
     """MoGen's ten features computed the direct way (dense distances, dense MST, eigenvalues)."""
     c = x.mean(0)
@@ -83,3 +74,13 @@ def test_features_match_direct_definitions(kind):
     ref = mogen_features(x)
     for name, a, b in zip(FEATURE_NAMES, ours, ref):
         assert np.isclose(a, b, rtol=1e-6, atol=1e-9), (kind, name, a, b)
+
+
+def test_join_components_by_pointer_jumping():
+    from mogen.mst import _join
+
+    comp = np.array([0, 0, 1, 2, 3, 4, 5])
+    # 0<->1 a pair with 2 hanging on 1; 3 -> 4 -> 5 -> 3 a cycle (possible only among tied lengths)
+    count, labels = _join(comp, 6, np.array([1, 0, 1, 4, 5, 3]))
+    assert count == 2
+    assert len(set(labels[:4])) == 1 and len(set(labels[4:])) == 1 and labels[0] != labels[-1]

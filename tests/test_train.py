@@ -151,10 +151,19 @@ def test_sample_cli_writes_contract_and_refuses_overwrite(dataset, tmp_path):
     assert run(args) == 0
     s = read_samples(out / "samples.npz")
     assert s.points_unit.shape == (3, N, 3) and s.points_unit.dtype == np.float32 and s.radius_um == 10.0
-    assert s.cond_mask.tolist() == [[True, False, False, False]] * 3 and s.provenance["nfe"] == 4
+    assert s.cond_mask.tolist() == [[True, False, False, False, False]] * 3 and s.provenance["nfe"] == 4
     assert s.train_neurons == ["tube_train"] and (out / "sample_0002.ply").is_file()
     assert s.provenance["cond"] == "type=axon" and s.provenance["clip_ball"] is False
     assert (out / "samples.png").is_file()
+    steer = tmp_path / "steer"
+    assert run(p.parse_args(["--ckpt", str(ckpt.parent), "--out", str(steer), "--n", "2", "--steps", "2", "--no-ply",
+                             "--cond", "type=dendrite,ends=3,caliber=0.4"])) == 0
+    s2 = read_samples(steer / "samples.npz")
+    assert s2.cond_mask.tolist() == [[True, False, False, True, True]] * 2 and s2.neurite_type.tolist() == [3, 3]
+    assert s2.provenance["cond_groups"] == ["type", "ends", "caliber"]
+    for bad in ("ends=x", "colour=red", "type=spine", "caliber=-1"):
+        with pytest.raises(UsageError):
+            run(p.parse_args(["--ckpt", str(ckpt.parent), "--out", str(tmp_path / "bad"), "--cond", bad]))
     with pytest.raises(UsageError, match="--force"):
         run(args)
     with pytest.raises(CheckpointError, match="no checkpoint"):

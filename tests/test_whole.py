@@ -63,3 +63,27 @@ def test_cut_piece_stays_in_the_start_s_piece_of_a_fragmented_skeleton():
     parents = np.array([-1, *range(9), -1, *range(10, 19)])  # two chains of 9 µm
     piece = cut_piece(nodes, parents, np.full(20, 0.3), 3, 100.0)
     assert piece.cable_um == pytest.approx(9.0) and len(piece) == 10
+
+
+def test_control_report_end_to_end(tmp_path):
+    """Every condition group is requested alone, realised values are read off the clouds, with
+    floors and real ceilings (a one-step generator: the numbers are noise, the report is whole)."""
+    import json
+
+    from helpers import tube_dataset
+    from mogen.config import TrainConfig
+    from mogen.evaluate.control import main as control_main
+    from mogen.training import train
+
+    data = tmp_path / "data"
+    tube_dataset(data, {"train": {"a": 16}, "val": {"b": 4}, "test": {"c": 12}}, points=128)
+    ckpt = train(TrainConfig(data_dir=str(data), out_dir=str(tmp_path / "run"), max_steps=1, max_minutes=0, batch_size=4,
+                             wandb="off", progress=False, preview_every=0, val_every=0))
+    assert control_main(["--ckpt", str(ckpt), "--reference", str(data), "--out", str(tmp_path / "c"), "--n", "2",
+                         "--steps", "2"]) == 0
+    report = json.loads((tmp_path / "c" / "report.json").read_text())
+    for name in ("ends", "caliber"):
+        r = report[name]
+        assert r["available"] and len(r["realised"]) == len(r["requested"]) == 2 * len(r["levels"])
+        assert {"conditioned", "unconditional_floor", "real_ceiling"} <= set(r)
+    assert (tmp_path / "c" / "control.png").stat().st_size > 1000

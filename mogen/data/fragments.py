@@ -19,6 +19,7 @@ Fragments are stored in unit-ball coordinates: (points − anchor) / R.
 
 from __future__ import annotations
 
+import warnings
 import zlib
 from dataclasses import dataclass
 
@@ -27,9 +28,8 @@ from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import dijkstra
 from scipy.spatial import cKDTree
 
-from .conditions import mst_leaf_count
 from mogen.errors import DataError
-from .surface import MeshSurface, Surface, skeleton_geometry, skeleton_surface
+from .surface import MeshSurface, Surface, fill_radii, skeleton_geometry, skeleton_surface
 
 DEFAULT_RADIUS_UM = 10.0
 DEFAULT_POINTS = 2048
@@ -163,6 +163,61 @@ def crop_fragments(surface: Surface, anchors: np.ndarray, radius: float, points:
     return frags, np.asarray(used, dtype=np.int64)
 
 
+def crop_topology(xyz: np.ndarray, pidx: np.ndarray, radius_um: np.ndarray, anchors: np.ndarray, crop: float,
+                  soma: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """What the skeleton says about each crop: cable ends inside the ball, and the caliber at its anchor.
+
+    ``ends``: tips inside the ball (nodes of degree 1, soma nodes excepted) plus points where the
+    cable crosses the crop sphere. A neurite passing through counts 2, a branch point inside 3,
+    a terminal 1: the branchiness of the crop, which the network can be asked for.
+    ``caliber``: the radius of the tube at the anchor (interpolated along its edge), µm.
+    Returns ``(ends [A] int32, caliber_um [A] float32)``.
+
+    Examples
+    --------
+    >>> xyz = np.array([[-20.0, 0, 0], [0, 0, 0], [20, 0, 0], [0, 5, 0]])   # a T: branch at the origin
+    >>> ends, cal = crop_topology(xyz, np.array([-1, 0, 1, 1]), np.array([1.0, 0.5, 0.5, 0.3]),
+    ...                           np.array([[0.0, 0, 0], [15, 0, 0]]), crop=10.0)
+    >>> ends.tolist(), cal.round(2).tolist()   # 2 crossings + a tip; a crossing + a tip
+    ([3, 2], [0.5, 0.5])
+    """
+    n = len(xyz)
+    child = np.flatnonzero(pidx >= 0)
+    par = pidx[child]
+    degree = np.bincount(np.concatenate([child, par]), minlength=n)
+    tip = degree <= 1
+    if soma is not None:
+        tip &= ~soma
+    p0, d = xyz[par], xyz[child] - xyz[par]
+    length = np.linalg.norm(d, axis=1)
+    mid = p0 + d / 2
+    edges_near = cKDTree(mid).query_ball_point(anchors, crop + (length.max() / 2 if len(length) else 0.0)) if len(child) else [[]] * len(anchors)
+    nodes_near = cKDTree(xyz).query_ball_point(anchors, crop)
+    ends = np.zeros(len(anchors), np.int32)
+    caliber = np.zeros(len(anchors), np.float32)
+    for a, (anchor, e, v) in enumerate(zip(anchors, edges_near, nodes_near)):
+        v = np.asarray(v, dtype=np.int64)
+        ends[a] = int(tip[v].sum())
+        e = np.asarray(e, dtype=np.int64)
+        if len(e):
+            # |p0 + t d - anchor|^2 = crop^2: roots in [0, 1) are crossings of the sphere
+            q = p0[e] - anchor
+            A, B, C = (d[e] ** 2).sum(1), 2 * (d[e] * q).sum(1), (q**2).sum(1) - crop**2
+            disc = B**2 - 4 * A * C
+            ok = (disc > 0) & (A > 0)
+            sq = np.sqrt(np.where(ok, disc, 0.0))
+            for t in ((-B - sq) / (2 * np.maximum(A, 1e-300)), (-B + sq) / (2 * np.maximum(A, 1e-300))):
+                ends[a] += int((ok & (t >= 0) & (t < 1)).sum())
+            # caliber: the edge passing nearest the anchor, radius interpolated along it
+            t = np.clip(-(d[e] * q).sum(1) / np.maximum(A, 1e-300), 0.0, 1.0)
+            j = int(np.argmin(((q + t[:, None] * d[e]) ** 2).sum(1)))
+            ce, pe = child[e[j]], par[e[j]]
+            caliber[a] = (1 - t[j]) * radius_um[pe] + t[j] * radius_um[ce]
+        elif len(v):
+            caliber[a] = radius_um[v].mean()
+    return ends, caliber
+
+
 @dataclass
 class Fragments:
     """Fragments of one neuron (F rows)."""
@@ -170,7 +225,8 @@ class Fragments:
     points: np.ndarray  # float32 [F, N, 3], unit ball
     anchor_um: np.ndarray  # float32 [F, 3]
     neurite_type: np.ndarray  # int8 [F]
-    mst_leaves: np.ndarray  # int32 [F]
+    cable_ends: np.ndarray  # int32 [F]: tips inside + sphere crossings of the skeleton (crop_topology)
+    caliber: np.ndarray  # float32 [F]: tube radius at the anchor / R (unit-ball units)
     cable_um: float
     n_anchors: int
     n_skipped: int
@@ -271,12 +327,17 @@ def make_fragments(
     keep = np.argsort(idx)  # store in cable order, not draw order
     pts = pts[keep]
     idx = idx[keep]
-    leaves = np.array([mst_leaf_count(p) for p in pts], dtype=np.int32)
+    soma = np.asarray(neuron.node_types) == 1
+    with warnings.catch_warnings():  # missing radii were reported once, when the surface was built
+        warnings.simplefilter("ignore")
+        radii, _ = fill_radii(node_radius, np.zeros(len(soma), bool))  # contour somata often carry radius 0
+    ends, caliber = crop_topology(xyz, pidx, radii, anchors[idx], radius, soma)
     return Fragments(
         points=pts,
         anchor_um=anchors[idx].astype(np.float32),
         neurite_type=np.asarray(neuron.node_types)[nearest[idx]].astype(np.int8),
-        mst_leaves=leaves,
+        cable_ends=ends,
+        caliber=(caliber / radius).astype(np.float32),
         cable_um=cable,
         n_anchors=len(anchors),
         n_skipped=skipped,

@@ -304,6 +304,9 @@ def navis_example(index: int, units=None) -> Neuron:
     """One of the 5 navis example neurons (mesh with its skeleton), by position."""
     import navis
 
-    sk = navis.example_neurons(kind="skeleton")[index]
-    mesh = {m.id: m for m in navis.example_neurons(kind="mesh")}.get(sk.id)
+    # navis reads its examples in a fixed order: the first index + 1 are enough (not all 5 for each)
+    sk = navis.example_neurons(index + 1, kind="skeleton")  # synapses: the axon/dendrite split reads them
+    sk = sk[index] if index else sk
+    meshes = navis.example_neurons(index + 1, kind="mesh", synapses=False)
+    mesh = {m.id: m for m in (meshes if index else [meshes])}.get(sk.id)
     return from_navis(mesh, sk, units, source=f"navis.example_neurons:{sk.id}")

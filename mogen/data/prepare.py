@@ -59,9 +59,18 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "(standard: 1 soma, 2 axon, 3/4 dendrite; others unknown)%(default).0s")
     p.add_argument("--on-error", choices=["raise", "skip"], default="raise",
                    help="bad file: stop (raise) or record it in manifest 'failed' and go on (skip)")
-    p.add_argument("--workers", type=int, default=1, help="processes working on neurons in parallel")
+    p.add_argument("--workers", type=int, default=available_cores(),
+                   help="processes cutting neurons in parallel (default: the cores this process may use, here %(default)s)")
     p.add_argument("--no-preview", action="store_true", help="do not write DIR/preview.png (a few fragments)")
     p.add_argument("--force", action="store_true", help="replace the dataset an earlier `mogen prepare` wrote in --out")
+
+
+def available_cores() -> int:
+    """CPU cores this process may run on (its affinity mask where the OS has one)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # macOS, Windows
+        return os.cpu_count() or 1
 
 
 # Argument ranges: beyond them no neuron dataset makes sense, and the work or memory explodes.
@@ -204,6 +213,20 @@ def _table(rows: list[list[str]], header: list[str]) -> str:
     return "\n".join([line(header), line(["-" * x for x in w])] + [line(r) for r in rows])
 
 
+def _worker_context():
+    """Workers start from a fresh process, not a fork of this one: forked after torch (or any
+    OpenMP user) has run threads here, a worker can hang forever in its first OpenMP call (seen:
+    navis's k-d tree in heal_skeleton after a training step). A fork server imports the readers
+    once and forks the workers from that clean process."""
+    import multiprocessing
+
+    if "forkserver" not in multiprocessing.get_all_start_methods():  # Windows
+        return multiprocessing.get_context("spawn")
+    ctx = multiprocessing.get_context("forkserver")
+    ctx.set_forkserver_preload(["mogen.data.prepare", "mogen.data.neuron", "navis"])
+    return ctx
+
+
 def _process(spec: tuple, settings: dict):
     """Read one input and cut it into fragments -> ``(manifest entry, fragments, fingerprint, error)``.
 
@@ -276,7 +299,8 @@ def _prepare(args: argparse.Namespace, settings: dict, jobs, work: Path, out: Pa
     results: dict[int, tuple[dict, object]] = {}
     failed: list[dict] = []
     bar = tqdm(total=len(specs), desc="prepare", unit="neuron", file=sys.stderr)
-    pool = ProcessPoolExecutor(args.workers) if args.workers > 1 else None
+    workers = min(args.workers, len(specs))  # one neuron per task: more processes than inputs would idle
+    pool = ProcessPoolExecutor(workers, mp_context=_worker_context()) if workers > 1 else None
     try:
         outcomes = (pool.map(_process, specs, [settings] * len(specs)) if pool else (_process(s, settings) for s in specs))
         for k, (spec, (entry, fr, fp, error)) in enumerate(zip(specs, outcomes)):

@@ -6,25 +6,25 @@ For each condition group a user can steer, fragments are sampled with only that 
 (the others masked, so the network has to honour the one asked for) and the realised value is
 measured on every fragment:
 
-- ``leaves`` (branchiness): requested MST leaf counts at the 10/30/50/70/90th percentiles of the
-  training fragments'; realised: the sample's MST leaf count
-  (:func:`mogen.data.conditions.mst_leaf_count`). Reported: Pearson and Spearman correlation,
-  median absolute and relative error, and the same for unconditional samples "requesting" the
-  same values (the floor: what no control gives).
+- ``ends`` (branchiness: cable ends in the crop, :func:`mogen.data.fragments.crop_topology`):
+  requested at the 10/30/50/70/90th percentiles of the training fragments'; realised: the
+  leaves of the sample's skeleton (:mod:`mogen.skeleton`). Reported: Pearson and Spearman
+  correlation, median absolute and relative error, the same for unconditional samples
+  "requesting" the same values (the floor: what no control gives), and for real test fragments
+  their stored ends vs their skeleton's leaves (the ceiling of this measurement).
 - ``type``: requested axon / dendrite; realised: the type a linear discriminant on the ten
   shape features (:mod:`mogen.metrics.features`), fitted on the reference dataset's train
   fragments, assigns. Reported: accuracy on the requests, the classifier's accuracy on real
   test fragments (the ceiling) and on unconditional samples scored against random requests
   (the floor, ~50%).
-- ``caliber``: when the generator has a caliber group, requested calibers vs the realised
-  morphometric caliber (:mod:`mogen.metrics.morphometrics`); otherwise reported as unavailable.
+- ``caliber``: requested tube radii (µm, percentiles of the training fragments') vs the realised
+  morphometric caliber (:mod:`mogen.metrics.morphometrics`), with the same floor and ceiling.
 
 Writes ``report.json``, ``report.md`` and ``control.png`` (requested vs realised).
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 import time
@@ -60,7 +60,7 @@ def fit_lda(x: np.ndarray, y: np.ndarray, shrink: float = 0.1):
 
 
 def _sample(model, state, n, cond, mask, steps, seed):
-    from mogen.data.conditions import group_index, neurite_type_index
+    from mogen.data.conditions import group_index
     from mogen.sampling import draw_conditions, sample_clouds
 
     cfg = state["config"]
@@ -75,7 +75,7 @@ def _sample(model, state, n, cond, mask, steps, seed):
         source_cond = draw_conditions(bank, n, seed)
     return sample_clouds(model, n, int(state["data"]["points_per_fragment"]), steps, cond=cond, cond_mask=mask,
                          noise_std=cfg.get("noise_std", 1.0), seed=seed, source=source, source_cond=source_cond,
-                         clip_ball=True).numpy()
+                         ).numpy()
 
 
 def _agreement(requested, realised) -> dict:
@@ -87,24 +87,53 @@ def _agreement(requested, realised) -> dict:
             "n": len(requested)}
 
 
-def control_leaves(model, state, n: int, steps: int, seed: int) -> dict:
-    from mogen.data.conditions import COND_GROUPS, COND_DIM, group_index, leaves_value, mst_leaf_count
+def _levels(values: np.ndarray, integer: bool) -> np.ndarray:
+    levels = np.quantile(values, [0.1, 0.3, 0.5, 0.7, 0.9])
+    return np.unique(np.round(levels).astype(int)) if integer else np.unique(np.round(levels, 3))
 
-    points = int(state["data"]["points_per_fragment"])
-    bank_leaves = np.expm1(state["cond_bank"][:, COND_GROUPS["leaves"]].numpy()[:, 0] * np.log1p(points))
-    levels = np.round(np.quantile(bank_leaves, [0.1, 0.3, 0.5, 0.7, 0.9])).astype(int)
+
+def _real_scalars(reference: Path, radius: float, cap: int, seed: int) -> dict:
+    """Stored (skeleton) ends and caliber of real test fragments, and the same read off their clouds:
+    how well the cloud measurement can track the truth at best (the ceiling)."""
+    from mogen.data import read_split
+    from mogen.metrics.morphometrics import MORPH_NAMES, morphometrics
+
+    sp = read_split(reference, "test")
+    pick = np.sort(np.random.default_rng(seed).choice(len(sp), min(cap, len(sp)), replace=False))
+    morph = morphometrics(np.asarray(sp.points[pick]), radius_um=radius)
+    return {"ends": (sp.cable_ends[pick].astype(float), morph[:, MORPH_NAMES.index("leaves")]),
+            "caliber": (sp.caliber[pick].astype(float) * radius, morph[:, MORPH_NAMES.index("caliber_um")])}
+
+
+def control_scalar(name: str, model, state, reference: Path, n: int, steps: int, seed: int) -> dict:
+    """Request cable ends (branchiness) or caliber alone; realised: the sample's skeleton ends
+    (leaves of :mod:`mogen.skeleton`) or its morphometric caliber (µm)."""
+    from mogen.data import conditions as C
+    from mogen.metrics.morphometrics import MORPH_NAMES, morphometrics
+
+    if name not in C.COND_GROUPS or C.group_index(name) >= model.config.cond_groups:
+        return {"available": False, "why": f"this generator has no {name} condition group"}
+    radius = float(state["data"]["radius_um"])
+    bank = state["cond_bank"][:, C.COND_GROUPS[name]].float()
+    if name == "ends":
+        bank_values, encode, column = C.ends_from_value(bank).numpy()[:, 0], C.ends_value, "leaves"
+    else:  # caliber: requested and reported in µm
+        bank_values = C.caliber_from_value(bank).numpy()[:, 0] * radius
+        encode, column = (lambda v: C.caliber_value(torch.as_tensor(v) / radius)), "caliber_um"
+    levels = _levels(bank_values, integer=name == "ends")
     req = np.repeat(levels, n)
-    cond = torch.zeros(len(req), COND_DIM)
-    cond[:, COND_GROUPS["leaves"]] = leaves_value(torch.from_numpy(req), points).unsqueeze(-1)
+    cond = torch.zeros(len(req), C.COND_DIM)
+    cond[:, C.COND_GROUPS[name]] = encode(torch.from_numpy(req.astype(np.float64))).float().reshape(len(req), 1)
     mask = torch.zeros(len(req), model.config.cond_groups, dtype=torch.bool)
-    mask[:, group_index("leaves")] = True
-    clouds = _sample(model, state, len(req), cond, mask, steps, seed)
-    realised = np.array([mst_leaf_count(c) for c in clouds])
-    free = _sample(model, state, len(req), torch.zeros_like(cond), torch.zeros_like(mask), steps, seed + 1)
-    realised_free = np.array([mst_leaf_count(c) for c in free])
-    return {"levels": levels.tolist(), "requested": req.tolist(), "realised": realised.tolist(),
-            "conditioned": _agreement(req, realised), "unconditional_floor": _agreement(req, realised_free),
-            "realised_unconditional": realised_free.tolist()}
+    mask[:, C.group_index(name)] = True
+    col = MORPH_NAMES.index(column)
+    realised = morphometrics(_sample(model, state, len(req), cond, mask, steps, seed), radius_um=radius)[:, col]
+    free = morphometrics(_sample(model, state, len(req), torch.zeros_like(cond), torch.zeros_like(mask), steps, seed + 1),
+                         radius_um=radius)[:, col]
+    truth, measured = _real_scalars(reference, radius, 4 * len(levels) * n, seed)[name]
+    return {"available": True, "levels": levels.tolist(), "requested": req.tolist(), "realised": realised.tolist(),
+            "realised_unconditional": free.tolist(), "conditioned": _agreement(req, realised),
+            "unconditional_floor": _agreement(req, free), "real_ceiling": _agreement(truth, measured)}
 
 
 def control_type(model, state, reference: Path, n: int, steps: int, seed: int) -> dict:
@@ -141,53 +170,40 @@ def control_type(model, state, reference: Path, n: int, steps: int, seed: int) -
             "realised_unconditional": pred_free.tolist()}
 
 
-def control_caliber(model, state, n: int, steps: int, seed: int) -> dict:
-    from mogen.data import conditions as C
-
-    if "caliber" not in C.COND_GROUPS or getattr(C, "caliber_value", None) is None \
-            or C.group_index("caliber") >= model.config.cond_groups:
-        return {"available": False, "why": "this generator / mogen has no caliber condition group yet"}
-    from mogen.metrics.morphometrics import MORPH_NAMES, morphometrics
-
-    radius = float(state["data"]["radius_um"])
-    req = np.repeat([0.1, 0.2, 0.4, 0.8], n)
-    cond = torch.zeros(len(req), C.COND_DIM)
-    cond[:, C.COND_GROUPS["caliber"]] = C.caliber_value(torch.from_numpy(req)).reshape(len(req), -1).float()
-    mask = torch.zeros(len(req), model.config.cond_groups, dtype=torch.bool)
-    mask[:, C.group_index("caliber")] = True
-    clouds = _sample(model, state, len(req), cond, mask, steps, seed + 4)
-    realised = morphometrics(clouds, radius_um=radius)[:, MORPH_NAMES.index("caliber_um")]
-    return {"available": True, "requested": req.tolist(), "realised": realised.tolist(), **_agreement(req, realised)}
-
-
 def plot(report: dict, path: Path) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, 2, figsize=(9, 4))
-    lv = report["leaves"]
+    fig, axes = plt.subplots(1, 3, figsize=(13, 4))
     rng = np.random.default_rng(0)
-    jit = rng.uniform(-0.15, 0.15, len(lv["requested"])) * np.diff(lv["levels"]).min(initial=1)
-    axes[0].scatter(np.array(lv["requested"]) + jit, lv["realised"], s=8, label="conditioned")
-    axes[0].scatter(np.array(lv["requested"]) - jit, lv["realised_unconditional"], s=8, alpha=0.5, label="unconditional")
-    top = max(max(lv["realised"]), max(lv["requested"]))
-    axes[0].plot([0, top], [0, top], "k--", lw=0.8)
-    axes[0].set_xlabel("requested MST leaves")
-    axes[0].set_ylabel("realised MST leaves")
-    axes[0].set_title(f"branchiness: Spearman {lv['conditioned']['spearman']:.2f}", fontsize=9)
-    axes[0].legend(fontsize=7)
+    for ax, name, unit in ((axes[0], "ends", "cable ends"), (axes[1], "caliber", "caliber (µm)")):
+        r = report[name]
+        if not r.get("available"):
+            ax.set_title(f"{name}: {r.get('why', 'unavailable')}", fontsize=8)
+            continue
+        req = np.array(r["requested"], float)
+        jit = rng.uniform(-0.15, 0.15, len(req)) * (np.diff(r["levels"]).min(initial=1) if len(r["levels"]) > 1 else 1)
+        ax.scatter(req + jit, r["realised"], s=8, label="conditioned")
+        ax.scatter(req - jit, r["realised_unconditional"], s=8, alpha=0.5, label="unconditional")
+        top = max(max(r["realised"]), max(r["requested"]))
+        ax.plot([0, top], [0, top], "k--", lw=0.8)
+        ax.set_xlabel(f"requested {unit}")
+        ax.set_ylabel(f"realised {unit} (from the cloud)")
+        ax.set_title(f"{name}: Spearman {r['conditioned']['spearman']:.2f} (real ceiling "
+                     f"{r['real_ceiling']['spearman']:.2f})", fontsize=9)
+        ax.legend(fontsize=7)
     ty = report["type"]
     acc = [ty["accuracy_per_type"][t] for t in TYPES]
-    axes[1].bar(range(len(TYPES)), acc)
-    axes[1].axhline(ty["classifier_test_accuracy_ceiling"], color="g", ls="--", label="classifier on real test")
-    axes[1].axhline(ty["unconditional_floor_accuracy"], color="r", ls=":", label="unconditional")
-    axes[1].set_xticks(range(len(TYPES)), TYPES)
-    axes[1].set_ylim(0, 1)
-    axes[1].set_ylabel("realised = requested")
-    axes[1].set_title("neurite type", fontsize=9)
-    axes[1].legend(fontsize=7)
+    axes[2].bar(range(len(TYPES)), acc)
+    axes[2].axhline(ty["classifier_test_accuracy_ceiling"], color="g", ls="--", label="classifier on real test")
+    axes[2].axhline(ty["unconditional_floor_accuracy"], color="r", ls=":", label="unconditional")
+    axes[2].set_xticks(range(len(TYPES)), TYPES)
+    axes[2].set_ylim(0, 1)
+    axes[2].set_ylabel("realised = requested")
+    axes[2].set_title("neurite type", fontsize=9)
+    axes[2].legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
@@ -225,22 +241,30 @@ def run(args) -> int:
     model, state = load_generator(ckpt)
     t0 = time.perf_counter()
     report = {"checkpoint": str(Path(state["path"]).resolve()), "steps": args.steps, "n_per_value": args.n,
-              "leaves": control_leaves(model, state, args.n, args.steps, args.seed),
+              "ends": control_scalar("ends", model, state, Path(args.reference), args.n, args.steps, args.seed),
               "type": control_type(model, state, Path(args.reference), args.n, args.steps, args.seed),
-              "caliber": control_caliber(model, state, args.n, args.steps, args.seed)}
+              "caliber": control_scalar("caliber", model, state, Path(args.reference), args.n, args.steps, args.seed + 4)}
     report["seconds"] = round(time.perf_counter() - t0, 1)
     out.mkdir(parents=True, exist_ok=True)
     (out / "report.json").write_text(json.dumps(report, indent=1))
-    lv, ty, ca = report["leaves"], report["type"], report["caliber"]
-    lines = ["# Controllability", "", f"Checkpoint {report['checkpoint']}, {args.steps} calls, {args.n} samples per requested value.", "",
+    ty = report["type"]
+
+    def row(name, label):
+        r = report[name]
+        if not r.get("available"):
+            return f"| {label} | - | {r['why']} | | |"
+        c, f, top = r["conditioned"], r["unconditional_floor"], r["real_ceiling"]
+        return (f"| {label} | {r['levels']} | Pearson {c['pearson']:.2f}, Spearman {c['spearman']:.2f}, median rel. error "
+                f"{c['median_rel_error']:.2f} | Spearman {f['spearman']:.2f} | real test fragments: Spearman {top['spearman']:.2f} |")
+
+    lines = ["# Controllability", "", f"Checkpoint {report['checkpoint']}, {args.steps} calls, {args.n} samples per requested value. "
+             "Realised values are read off the clouds (skeleton ends, morphometric caliber); the ceiling is how well "
+             "that reading tracks the stored skeleton value on real test fragments.", "",
              "| feature | requested | agreement | unconditional (floor) | ceiling |", "|---|---|---|---|---|",
-             f"| leaves (MST) | {lv['levels']} | Pearson {lv['conditioned']['pearson']:.2f}, Spearman "
-             f"{lv['conditioned']['spearman']:.2f}, median rel. error {lv['conditioned']['median_rel_error']:.2f} | "
-             f"Spearman {lv['unconditional_floor']['spearman']:.2f}, rel. error {lv['unconditional_floor']['median_rel_error']:.2f} | 1 |",
+             row("ends", "cable ends (branchiness)"),
              f"| type | {', '.join(TYPES)} | accuracy {ty['accuracy']:.2f} ({', '.join(f'{k} {v:.2f}' for k, v in ty['accuracy_per_type'].items())}) | "
              f"{ty['unconditional_floor_accuracy']:.2f} | classifier on real test {ty['classifier_test_accuracy_ceiling']:.2f} |",
-             f"| caliber | " + (f"{sorted(set(ca['requested']))} µm | Pearson {ca['pearson']:.2f}, rel. error {ca['median_rel_error']:.2f} | | |"
-                                if ca.get("available") else f"- | {ca['why']} | | |")]
+             row("caliber", "caliber (µm)")]
     (out / "report.md").write_text("\n".join(lines) + "\n")
     plot(report, out / "control.png")
     print(f"controllability -> {out / 'report.md'} ({report['seconds']} s)")

@@ -18,7 +18,7 @@ Examples
 >>> import torch
 >>> net = VelocityNet(VelocityNet.presets["tiny"])
 >>> x = torch.randn(2, 256, 3)
->>> v = net(x, torch.rand(2), torch.zeros(2, 14), torch.zeros(2, 4, dtype=torch.bool))
+>>> v = net(x, torch.rand(2), torch.zeros(2, 15), torch.zeros(2, 5, dtype=torch.bool))
 >>> v.shape
 torch.Size([2, 256, 3])
 """
