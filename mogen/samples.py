@@ -6,7 +6,7 @@ Layout::
                                      coordinates (units "unit")
     units        "um" | "unit"
     radius_um    crop radius R: unit-ball coordinates = µm / R
-    cond         float32 [n, 14]     condition vectors given to the network (zeros where masked)
+    cond         float32 [n, 15]     condition vectors given to the network (zeros where masked)
     cond_mask    bool [n, 4]         which condition groups were given
     neurite_type int8 [n]
     provenance   JSON: how the samples were made (see :class:`Samples`)

@@ -130,7 +130,7 @@ def sample_clouds(
 
 
 def draw_conditions(bank: torch.Tensor, n: int, seed: int = 0, rotate: bool = True) -> torch.Tensor:
-    """``n`` condition vectors drawn from ``bank`` [F, 14] (a checkpoint's training
+    """``n`` condition vectors drawn from ``bank`` [F, 15] (a checkpoint's training
     conditions), each with a uniform random rotation of its centroid and covariance, as
     the training fragments were rotated."""
     from mogen.geometry import random_rotations

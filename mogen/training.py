@@ -134,7 +134,7 @@ def step_generator(cfg: TrainConfig, rank: int, step: int) -> torch.Generator:
 
 
 def training_conditions(data_dir: Path, chunk: int = 256) -> torch.Tensor:
-    """Condition vectors [F, 14] of all training fragments (unrotated), kept in checkpoints
+    """Condition vectors [F, 15] of all training fragments (unrotated), kept in checkpoints
     so that sampling can draw realistic conditions / noise moments without the data."""
     from mogen.data import FragmentDataset
 

@@ -114,7 +114,7 @@ def test_guided_velocity_reuses_neighbours_as_asked(monkeypatch):
 def test_local_blocks_keep_permutation_equivariance_and_use_neighbours():
     net = _net(local_layers=1)
     x = torch.randn(2, 300, 3) * 0.5
-    t, cond, mask = torch.tensor([0.3, 0.8]), torch.zeros(2, 14), torch.zeros(2, 4, dtype=torch.bool)
+    t, cond, mask = torch.tensor([0.3, 0.8]), torch.zeros(2, 15), torch.zeros(2, 5, dtype=torch.bool)
     perm = torch.randperm(300)
     with torch.no_grad():
         v = net(x, t, cond, mask)

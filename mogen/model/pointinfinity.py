@@ -141,7 +141,7 @@ class VelocityNet(nn.Module):
     ) -> torch.Tensor:
         """Velocity at points ``x`` [B, N, 3], times ``t`` [B].
 
-        ``cond`` [B, 14] is the condition vector, ``cond_mask`` [B, 4] (bool) says which
+        ``cond`` [B, 15] is the condition vector, ``cond_mask`` [B, 5] (bool) says which
         of its groups are given; the others are zeroed here, so callers can pass
         anything there. ``knn`` [B, N, k] may pass precomputed neighbour indices.
         ``x1_prev`` [B, N, 3]: the previous estimate of the data (self-conditioning models
