@@ -20,7 +20,6 @@ Needs a dataset directory with non-empty ``train`` and ``test`` splits.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import time

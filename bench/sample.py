@@ -48,7 +48,7 @@ def bench_config(name, points, batch, repeats, full):
     net = build_model("pointinfinity", name, reference_points=points).eval()
     x = tube_like(batch, points)
     t = torch.full((batch,), 0.7)
-    cond, mask = torch.zeros(batch, 14), torch.zeros(batch, 4, dtype=torch.bool)
+    cond, mask = torch.zeros(batch, 15), torch.zeros(batch, 5, dtype=torch.bool)
     idx = knn_indices(x, net.config.k)
     call = timed(lambda: net(x, t, cond, mask), repeats) / batch
     net_only = timed(lambda: net(x, t, cond, mask, knn=idx), repeats) / batch

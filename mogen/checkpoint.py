@@ -10,7 +10,7 @@ A checkpoint is a ``torch.save`` dict (see the contract in DESIGN.md)::
     step, train_seconds, rng, mogen_version
     data              what it was trained on: dir, manifest_hash, train_neurons, train_cells,
                       radius_um, points_per_fragment
-    cond_bank         [F, 14] condition vectors of the training fragments (noise moments and
+    cond_bank         [F, 15] condition vectors of the training fragments (noise moments and
                       realistic conditions at sampling time, without the data)
 
 It is written to a temporary file in the same folder and renamed over the old one, so

@@ -18,6 +18,8 @@ COMMANDS = {
     "prepare": ("mogen.data.prepare", "turn SWC skeletons / neuron meshes into a fragment dataset (default: navis example neurons)"),
     "train": ("mogen.training", "train the flow-matching generator (same as train.py)"),
     "sample": ("mogen.sampling", "sample fragments from a checkpoint or a bundled generator (same as sample.py)"),
+    "export": ("mogen.export", "generated clouds (samples.npz) -> SWC skeletons, watertight meshes, previews"),
+    "grow": ("mogen.grow", "grow a whole neurite by outpainting crops; writes its cloud, SWC, mesh and preview"),
     "evaluate": ("mogen.evaluate.generation", "score samples.npz against held-out neurons, with baselines"),
     "augment": ("mogen.augment.cli", "render neurons into segmentation training data (raw + labels) and merge/split examples"),
     "benchmark": ("mogen.evaluate.augment", "reconstruction benchmark: do synthetic neurons cut errors per mm?"),

@@ -16,6 +16,15 @@ Two options make the learnt flow straighter, so that few ODE steps suffice:
 - **Time warp** (``sample_time``): training times concentrated near t = 0 and t = 1
   (MoGen's cosine / U-shaped warp), where the velocity is hardest to predict.
 
+Samples inside the crop ball by construction (``ball_velocity``): a velocity v at (x_t, t)
+implies the one-step endpoint ``x1_hat = x_t + (1 - t) v`` (the network's guess of the data).
+Squashing that endpoint into the unit ball with a smooth radial map (``squash_ball``: the
+identity inside radius ``knee``, saturating below 1 outside) and turning it back into a
+velocity ``(x1_hat - x_t) / (1 - t)`` gives a field whose Euler steps are convex combinations
+of x_t and a point inside the ball; a sampler whose last step is an Euler step to t = 1
+returns x1_hat itself, so no point can end outside the crop. The loss is unchanged (the same
+velocity MSE), and so is the field wherever the endpoint lies within ``knee``.
+
 Conditions are dropped at random (``drop_conditions``) so that the same network is
 also an unconditional model, which classifier-free guidance needs.
 
@@ -55,14 +64,30 @@ def cosine_warp(u: torch.Tensor) -> torch.Tensor:
 
 
 def sample_time(n: int, kind: str = "uniform", generator: torch.Generator | None = None) -> torch.Tensor:
-    """Training times t in [0, 1], shape [n]: ``uniform``, ``cosine`` (U-shaped) or ``logit_normal``."""
+    """Training times t in [0, 1], shape [n]: ``uniform``, ``cosine`` (U-shaped) or ``logit_normal``.
+
+    ``logit_normal`` is ``sigmoid(m + s z)``, z ~ N(0, 1), with m = 0, s = 1 unless written
+    ``logit_normal:m:s`` (e.g. ``logit_normal:-0.5:1``: more weight on early, ambiguous times).
+    """
     if kind == "uniform":
         return torch.rand(n, generator=generator)
     if kind == "cosine":
         return cosine_warp(torch.rand(n, generator=generator))
-    if kind == "logit_normal":
-        return torch.sigmoid(torch.randn(n, generator=generator))
-    raise ValueError(f"unknown time sampler {kind!r}; choose from {TIME_SAMPLERS}")
+    if kind.split(":")[0] == "logit_normal":
+        m, s = _logit_normal_params(kind)
+        return torch.sigmoid(m + s * torch.randn(n, generator=generator))
+    raise ValueError(f"unknown time sampler {kind!r}; choose from {TIME_SAMPLERS} (logit_normal:m:s)")
+
+
+def _logit_normal_params(kind: str) -> tuple[float, float]:
+    parts = kind.split(":")[1:]
+    try:
+        m, s = (float(parts[0]), float(parts[1])) if parts else (0.0, 1.0)
+    except (ValueError, IndexError):
+        raise ValueError(f"time sampler {kind!r}: write logit_normal or logit_normal:MEAN:STD") from None
+    if not s > 0:
+        raise ValueError(f"time sampler {kind!r}: the std must be positive")
+    return m, s
 
 
 def pair_noise(x1: torch.Tensor, x0: torch.Tensor, leaf: int = 16) -> torch.Tensor:
@@ -107,6 +132,7 @@ def _match_leaves(x1, x0, idx1, idx0, groups, n):
 
 
 SOURCES = ("gaussian", "moments")
+SELF_COND_P = 0.5  # fraction of training batches that see a previous estimate of x1
 
 
 def source_noise(
@@ -128,6 +154,36 @@ def source_noise(
     eye = torch.eye(3, dtype=torch.float64)
     chol = torch.linalg.cholesky(cov.double().cpu() + 1e-6 * eye).to(z.dtype)
     return centroid.cpu().to(z.dtype).unsqueeze(-2) + noise_std * z @ chol.transpose(-1, -2)
+
+
+BALL_KNEE = 0.9
+BALL_OUTER = 1.0 - 1e-4  # squashed radii stay below this, so float error cannot cross the sphere
+
+
+def squash_ball(y: torch.Tensor, knee: float = BALL_KNEE, outer: float = BALL_OUTER) -> torch.Tensor:
+    """Smooth radial map of points [..., 3] into the ball of radius ``outer``.
+
+    Radii up to ``knee`` are kept; larger ones become ``knee + (outer - knee) tanh((r - knee) / (outer - knee))``
+    (value and slope continuous at the knee), so the map is monotone and C1.
+
+    >>> y = torch.tensor([[0.5, 0.0, 0.0], [3.0, 4.0, 0.0]])
+    >>> squash_ball(y).norm(dim=-1).tolist()[0], bool(squash_ball(y).norm(dim=-1)[1] < 1)
+    (0.5, True)
+    """
+    r = y.norm(dim=-1, keepdim=True)
+    width = outer - knee
+    squashed = knee + width * torch.tanh((r - knee).clamp_min(0) / width)
+    return torch.where(r > knee, y * (squashed / r.clamp_min(1e-12)), y)
+
+
+def ball_velocity(v: torch.Tensor, x: torch.Tensor, t: torch.Tensor, min_gap: float = 1e-3) -> torch.Tensor:
+    """The velocity at (x [B, N, 3], t [B]) whose one-step endpoint is ``squash_ball(x + (1 - t) v)``.
+
+    Equal to ``v`` wherever that endpoint lies within the knee; ``1 - t`` is floored at
+    ``min_gap`` so that the field stays finite at t = 1.
+    """
+    gap = (1 - t).clamp_min(min_gap).view(-1, *([1] * (x.dim() - 1))).to(v.dtype)
+    return (squash_ball(x + gap * v) - x) / gap
 
 
 def interpolate(x0: torch.Tensor, x1: torch.Tensor, t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -164,12 +220,18 @@ def flow_matching_loss(
     pair: bool = False,
     knn: torch.Tensor | None = None,
     source: str = "gaussian",
+    points: int = 0,
 ) -> torch.Tensor:
     """Mean squared error between the predicted and the path velocity for one batch.
 
     ``x1`` [B, N, 3] is the data (unit-ball coordinates). All randomness (noise, time,
     pairing) comes from ``generator`` so that training is reproducible step by step.
+    ``points`` > 0 trains on that many random points of each cloud (a sparser sample of
+    the same surface: the network's kNN features are rescaled to the full density).
     """
+    if 0 < points < x1.shape[1]:
+        keep = torch.rand(x1.shape[:2], generator=generator).argsort(1)[:, :points].to(x1.device)
+        x1 = x1.gather(1, keep[..., None].expand(-1, -1, x1.shape[-1]))
     b = x1.shape[0]
     centroid, cov = cloud_moments(x1.detach().float()) if source == "moments" else (None, None)
     x0 = source_noise(x1.shape, source, noise_std, centroid, cov, generator).to(x1)
@@ -177,5 +239,17 @@ def flow_matching_loss(
         x0 = pair_noise(x1.detach().cpu(), x0.cpu()).to(x1)
     t = sample_time(b, time_sampler, generator).to(x1)
     xt, target = interpolate(x0, x1, t)
-    pred = model(xt, t, cond, cond_mask, knn=knn)
+    net = getattr(model, "module", model)  # DistributedDataParallel wraps the network
+    extra = {}
+    if getattr(net.config, "self_cond", False):
+        # Self-conditioning (Chen et al., 2023): half of the batches first estimate x1 without
+        # gradient and train the network to refine that estimate, as it will at sampling time.
+        from mogen.knn import knn_indices
+
+        knn = knn_indices(xt, net.config.k) if knn is None else knn
+        if torch.rand(1, generator=generator).item() < SELF_COND_P:
+            with torch.no_grad():
+                v0 = net(xt, t, cond, cond_mask, knn=knn)
+            extra["x1_prev"] = (xt + (1 - t).view(-1, 1, 1) * v0).detach()
+    pred = model(xt, t, cond, cond_mask, knn=knn, **extra)
     return (pred.float() - target.float()).pow(2).mean()

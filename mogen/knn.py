@@ -18,6 +18,14 @@ torch.Size([2, 500, 8])
 True
 >>> knn_relative(x, idx).shape
 torch.Size([2, 500, 8, 3])
+
+:func:`knn_graph` gives the same neighbours as a torch-geometric ``edge_index`` for clouds of
+any sizes batched PyG-style (points [P, 3] and a sorted ``batch`` vector), the graph that
+``torch_geometric.nn.knn_graph`` would build with torch-cluster:
+
+>>> pos, batch = torch.rand(7, 3), torch.tensor([0, 0, 0, 1, 1, 1, 1])
+>>> knn_graph(pos, k=2, batch=batch).shape
+torch.Size([2, 14])
 """
 
 from __future__ import annotations
@@ -58,6 +66,51 @@ def knn_indices(points: torch.Tensor, k: int = 16, workers: int = -1) -> torch.L
         out[i] = _drop_self(idx, k)
     idx = torch.from_numpy(out).to(points.device)
     return idx[0] if squeeze else idx
+
+
+def knn_graph(pos: torch.Tensor, k: int, batch: torch.Tensor | None = None, workers: int = 1) -> torch.LongTensor:
+    """kNN graph of clouds batched PyG-style, as an ``edge_index`` [2, P * k].
+
+    Parameters
+    ----------
+    pos : Tensor [P, 3]
+        The points of all clouds, cloud after cloud.
+    k : int
+        Neighbours per point (the point itself excluded); every cloud needs more than k points.
+    batch : LongTensor [P], optional
+        Cloud of each point, sorted (as in a ``torch_geometric.data.Batch``); None: one cloud.
+    workers : int
+        Threads for each tree query (clouds are small: one thread avoids pool start-up).
+
+    Returns
+    -------
+    LongTensor [2, P * k] on ``pos.device``: row 0 the neighbour j, row 1 the point i, so
+    messages flow from neighbours to points (PyG's ``source_to_target``); point i's edges are
+    ``k`` consecutive columns, nearest first.
+    """
+    if pos.dim() != 2:
+        raise ValueError(f"pos must be [P, 3] (clouds batched PyG-style); got shape {tuple(pos.shape)}")
+    n = len(pos)
+    if batch is None:
+        counts = [n]
+    else:
+        if len(batch) != n or (n > 1 and bool((batch[1:] < batch[:-1]).any())):
+            raise ValueError("batch must give each point's cloud, sorted, one entry per point")
+        counts = torch.bincount(batch).tolist() if n else []
+    pts = pos.detach().to("cpu", torch.float64).numpy()
+    neighbour = np.empty((n, k), dtype=np.int64)
+    start = 0
+    for c in counts:
+        if c == 0:
+            continue
+        if c <= k:
+            raise ValueError(f"k={k} neighbours need more than k points per cloud; a cloud has {c}")
+        cloud = pts[start : start + c]
+        _, idx = cKDTree(cloud).query(cloud, k=k + 1, workers=workers)
+        neighbour[start : start + c] = _drop_self(idx, k) + start
+        start += c
+    target = np.repeat(np.arange(n), k)
+    return torch.from_numpy(np.stack([neighbour.reshape(-1), target])).to(pos.device)
 
 
 def _drop_self(idx: np.ndarray, k: int) -> np.ndarray:

@@ -6,7 +6,7 @@ Layout::
                                      coordinates (units "unit")
     units        "um" | "unit"
     radius_um    crop radius R: unit-ball coordinates = µm / R
-    cond         float32 [n, 14]     condition vectors given to the network (zeros where masked)
+    cond         float32 [n, 15]     condition vectors given to the network (zeros where masked)
     cond_mask    bool [n, 4]         which condition groups were given
     neurite_type int8 [n]
     provenance   JSON: how the samples were made (see :class:`Samples`)
@@ -24,7 +24,7 @@ Examples
 >>> import tempfile, pathlib
 >>> path = pathlib.Path(tempfile.mkdtemp()) / "samples.npz"
 >>> pts = np.random.default_rng(0).uniform(-0.5, 0.5, (2, 64, 3)).astype(np.float32)
->>> write_samples(path, pts * 10, radius_um=10.0, provenance={"solver": "midpoint", "clip_ball": False})
+>>> _ = write_samples(path, pts * 10, radius_um=10.0, provenance={"solver": "midpoint", "clip_ball": False})
 >>> s = read_samples(path)
 >>> s.points_unit.shape, s.provenance["solver"], round(float(np.abs(s.points_unit - pts).max()), 6)
 ((2, 64, 3), 'midpoint', 0.0)

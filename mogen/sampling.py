@@ -10,8 +10,8 @@ noise and writes
 - ``samples.png``: a grid of the first 16 samples.
 
 ``--steps`` counts *network calls* (NFE): ``--steps 20 --solver midpoint`` is 10
-midpoint steps. Conditions: ``--cond none`` (unconditional, default), ``--cond type=axon``
-(only the neurite type), or ``--cond DATASET_DIR[:split]`` (the full condition vectors
+midpoint steps. Conditions: ``--cond none`` (unconditional, default), ``--cond type=axon,ends=2,caliber=0.4``
+(any of neurite type, cable ends per crop, tube radius in µm), or ``--cond DATASET_DIR[:split]`` (the full condition vectors
 of randomly drawn fragments of that split, default ``train``; pick groups with ``--cond-groups``).
 ``--pretrained NAME`` samples a generator bundled with the package (:mod:`mogen.pretrained`).
 
@@ -36,7 +36,9 @@ from tqdm.auto import tqdm
 from mogen.checkpoint import load_checkpoint
 from mogen.errors import CheckpointError, UsageError
 from mogen.samples import write_samples
-from mogen.data.conditions import COND_DIM, COND_GROUP_NAMES, NEURITE_TYPES, group_index, moments, neurite_type_index, with_moments
+from mogen.data.conditions import (COND_DIM, COND_GROUP_NAMES, COND_GROUPS, NEURITE_TYPES, caliber_from_value,  # noqa: F401 (doctest)
+                                   caliber_value,
+                                   ends_value, group_index, moments, neurite_type_index, with_moments)
 from mogen.flow import source_noise
 from mogen.model import DEFAULT_MODEL, build_model
 from mogen.solvers import GRIDS, SOLVERS, guided_velocity, integrate, steps_for_calls
@@ -54,7 +56,11 @@ def load_generator(ckpt: str | Path, device: str | torch.device = "cpu", weights
     try:
         model = build_model(state.get("model_type", DEFAULT_MODEL), state["model_config"])
         model.load_state_dict(state[weights])
-    except (TypeError, RuntimeError, KeyError) as e:
+        if model.config.cond_dim != COND_DIM:
+            raise CheckpointError(state["path"], "model", f"trained with an older condition layout ({model.config.cond_dim} "
+                                  f"values, this mogen uses {COND_DIM}: cable ends and caliber replaced the MST leaf "
+                                  "count); retrain it on a dataset prepared with this version")
+    except (TypeError, RuntimeError, KeyError, UsageError) as e:
         raise CheckpointError(state["path"], "model", f"does not match this version of mogen's model: {e}") from None
     return model.to(device).eval().requires_grad_(False), state
 
@@ -78,6 +84,7 @@ def sample_clouds(
     source_cond: torch.Tensor | None = None,
     clip_ball: bool = False,
     knn_every: int = 1,
+    last_euler: bool | None = None,
 ) -> torch.Tensor:
     """Generate ``n`` clouds of ``points`` points in unit-ball coordinates: [n, points, 3].
 
@@ -88,6 +95,8 @@ def sample_clouds(
     :func:`draw_conditions` draws them from a checkpoint's training conditions.
     ``clip_ball`` moves points that end outside the unit ball (the crop sphere) onto it.
     ``knn_every`` reuses neighbour indices for that many calls (see :func:`guided_velocity`).
+    ``last_euler`` ends with an Euler step to t = 1 (default: for ball-endpoint models, whose
+    samples then lie inside the crop ball by construction; see :func:`mogen.flow.ball_velocity`).
     """
     device = next(model.parameters()).device
     groups = model.config.cond_groups
@@ -99,6 +108,8 @@ def sample_clouds(
     if len(cond) != n or len(cond_mask) != n:
         raise ValueError(f"need {n} conditions, got cond {tuple(cond.shape)} and mask {tuple(cond_mask.shape)}")
     n_steps = steps if solver == "dopri5" else steps_for_calls(solver, steps)
+    if last_euler is None:
+        last_euler = getattr(model.config, "endpoint", "free") == "ball" and solver != "dopri5"
     g = torch.Generator().manual_seed(seed)
     centroid = cov = None
     if source == "moments":
@@ -111,7 +122,7 @@ def sample_clouds(
     for i in tqdm(range(0, n, batch_size), desc="sample", unit="batch", disable=not progress):
         sl = slice(i, i + batch_size)
         v = guided_velocity(model, cond[sl].to(device), cond_mask[sl].to(device), guidance, knn_every)
-        x, _ = integrate(v, noise[sl].to(device), n_steps, solver, grid)
+        x, _ = integrate(v, noise[sl].to(device), n_steps, solver, grid, last_euler=last_euler)
         if clip_ball:  # fragments are crops of radius 1: pull stray points back onto the sphere
             x = x / x.norm(dim=-1, keepdim=True).clamp(min=1.0)
         out.append(x.float().cpu())
@@ -119,7 +130,7 @@ def sample_clouds(
 
 
 def draw_conditions(bank: torch.Tensor, n: int, seed: int = 0, rotate: bool = True) -> torch.Tensor:
-    """``n`` condition vectors drawn from ``bank`` [F, 14] (a checkpoint's training
+    """``n`` condition vectors drawn from ``bank`` [F, 15] (a checkpoint's training
     conditions), each with a uniform random rotation of its centroid and covariance, as
     the training fragments were rotated."""
     from mogen.geometry import random_rotations
@@ -133,28 +144,79 @@ def draw_conditions(bank: torch.Tensor, n: int, seed: int = 0, rotate: bool = Tr
     return cond
 
 
-def conditions_from_arg(spec: str, n: int, groups: list[str] | None, seed: int) -> tuple[torch.Tensor, torch.Tensor, np.ndarray, dict]:
-    """Parse ``--cond``; returns ``(cond [n, 14], cond_mask [n, 4], neurite_type [n], provenance)``.
+def condition_request(model, radius_um: float, neurite_type: str | None = None, ends: int | None = None,
+                      caliber_um: float | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """One condition vector [15] and mask [4..] asking for a neurite type, cable ends and a caliber.
 
-    ``none``: unconditional. ``type=NAME``: only the neurite type. ``DATASET[:split]``: the
-    full condition vectors of random fragments of that split (default ``train``), restricted
-    to ``groups`` when given.
+    Groups not asked for are masked. Raises :class:`UsageError` for an unknown type, a negative
+    count, a non-positive caliber or a group the generator was not trained with.
+
+    Examples
+    --------
+    >>> from mogen.model import build_model
+    >>> cond, mask = condition_request(build_model("pointinfinity", "tiny"), 10.0, "axon", ends=2, caliber_um=0.5)
+    >>> mask.tolist(), round(float(caliber_from_value(cond[COND_GROUPS["caliber"]])) * 10.0, 3)
+    ([True, False, False, True, True], 0.5)
+    """
+    cond = torch.zeros(model.config.cond_dim)
+    mask = torch.zeros(model.config.cond_groups, dtype=torch.bool)
+    have = COND_GROUP_NAMES[:model.config.cond_groups]
+
+    def give(name):
+        if name not in have or model.config.cond_dim != COND_DIM:
+            raise UsageError(f"{name}: this generator was trained without a {name} condition; it has {', '.join(have)}")
+        mask[group_index(name)] = True
+
+    if neurite_type is not None:
+        try:
+            cond[neurite_type_index(neurite_type)] = 1.0
+        except ValueError:
+            raise UsageError(f"type {neurite_type!r}: choose one of {', '.join(NEURITE_TYPES)}") from None
+        give("type")
+    if ends is not None:
+        if ends < 0:
+            raise UsageError(f"ends must be >= 0, got {ends}")
+        give("ends")
+        cond[COND_GROUPS["ends"]] = ends_value(float(ends))
+    if caliber_um is not None:
+        if not (np.isfinite(caliber_um) and caliber_um > 0):
+            raise UsageError(f"caliber must be a positive number of µm, got {caliber_um}")
+        give("caliber")
+        cond[COND_GROUPS["caliber"]] = caliber_value(caliber_um / radius_um)
+    return cond, mask
+
+
+def conditions_from_arg(spec: str, n: int, groups: list[str] | None, seed: int, model,
+                        radius_um: float) -> tuple[torch.Tensor, torch.Tensor, np.ndarray, dict]:
+    """Parse ``--cond``; returns ``(cond [n, 15], cond_mask [n, groups], neurite_type [n], provenance)``.
+
+    ``none``: unconditional. ``type=NAME,ends=N,caliber=UM`` (any of them): those groups only
+    (:func:`condition_request`). ``DATASET[:split]``: the full condition vectors of random
+    fragments of that split (default ``train``), restricted to ``groups`` when given.
     """
     cond = torch.zeros(n, COND_DIM)
     mask = torch.zeros(n, len(COND_GROUP_NAMES), dtype=torch.bool)
     ntype = np.zeros(n, dtype=np.int8)
     if spec == "none":
         return cond, mask, ntype, {"cond": "none", "cond_split": None, "cond_groups": []}
-    if spec.startswith("type="):
+    if "=" in spec:  # type=axon,ends=2,caliber=0.4
+        fields = {}
+        for item in spec.split(","):
+            key, _, value = item.partition("=")
+            if key not in ("type", "ends", "caliber") or not value:
+                raise UsageError(f"--cond {spec!r}: expected KEY=VALUE items with KEY type, ends or caliber "
+                                 "(e.g. type=axon,ends=2,caliber=0.4)")
+            fields[key] = value
         try:
-            t = neurite_type_index(spec[5:])
+            ends = int(fields["ends"]) if "ends" in fields else None
+            caliber = float(fields["caliber"]) if "caliber" in fields else None
         except ValueError:
-            raise UsageError(f"--cond {spec!r}: unknown neurite type; choose type=NAME with NAME one of "
-                             f"{', '.join(NEURITE_TYPES)}") from None
-        cond[:, t] = 1.0
-        mask[:, group_index("type")] = True
-        ntype[:] = t
-        return cond, mask, ntype, {"cond": spec, "cond_split": None, "cond_groups": ["type"]}
+            raise UsageError(f"--cond {spec!r}: ends must be an integer and caliber a number of µm") from None
+        one, one_mask = condition_request(model, radius_um, fields.get("type"), ends, caliber)
+        ntype[:] = neurite_type_index(fields["type"]) if "type" in fields else 0
+        names = [g for g, m in zip(COND_GROUP_NAMES, one_mask.tolist()) if m]
+        return one.expand(n, -1).clone(), one_mask.expand(n, -1).clone(), ntype, {"cond": spec, "cond_split": None,
+                                                                                  "cond_groups": names}
     root, _, split = spec.partition(":")
     split = split or "train"
     if not Path(root).is_dir():
@@ -201,8 +263,9 @@ def add_arguments(p) -> None:
     p.add_argument("--points", type=int, default=0, help="points per fragment (0: as in training)")
     p.add_argument("--guidance", type=float, default=1.0, help="classifier-free guidance scale w (1: none)")
     p.add_argument("--cond", default="none",
-                   help="none | type=NAME (unknown, soma, axon, dendrite) | DATASET_DIR[:split] (conditions of random "
-                        "fragments of that split; default split train)")
+                   help="none | KEY=VALUE,... with type=NAME (unknown, soma, axon, dendrite), ends=N (cable ends per "
+                        "crop: 1 a tip, 2 a passing neurite, 3+ branches), caliber=UM (tube radius) | DATASET_DIR[:split] "
+                        "(conditions of random fragments of that split; default split train)")
     p.add_argument("--cond-groups", default="", help="with a dataset --cond: comma-separated groups to give "
                                                      f"({', '.join(COND_GROUP_NAMES)}; default all)")
     p.add_argument("--seed", type=int, default=0)
@@ -272,7 +335,7 @@ def run(args) -> int:
     points = args.points or data["points_per_fragment"]
     if points <= model.config.k:
         raise UsageError(f"--points must exceed the model's {model.config.k} neighbours, got {points}")
-    cond, mask, ntype, cond_prov = conditions_from_arg(args.cond, args.n, groups, args.seed)
+    cond, mask, ntype, cond_prov = conditions_from_arg(args.cond, args.n, groups, args.seed, model, float(data["radius_um"]))
     if cond_prov.get("cond_split") in ("val", "test"):
         same = check_generator(data, cond_prov["cond_dataset"], held_out=(), allow_foreign=True)["same_dataset"]
         print(f"WARNING: conditions come from the {cond_prov['cond_split']!r} split"

@@ -70,10 +70,14 @@ def integrate(
     grid: str = "uniform",
     rtol: float = 1e-5,
     atol: float = 1e-5,
+    last_euler: bool = False,
 ) -> tuple[torch.Tensor, int]:
     """Integrate ``dx/dt = velocity(x, t)`` from t = 0 to 1. Returns ``(x1, calls)``.
 
     ``steps`` and ``grid`` are ignored by ``dopri5``, which uses ``rtol``/``atol``.
+    ``last_euler`` makes the last step an Euler step (one call): it lands on the field's
+    one-step endpoint ``x + (1 - t) v``, which a ball-endpoint network keeps inside the
+    crop (:func:`mogen.flow.ball_velocity`); fixed-step solvers only.
     """
     if solver == "dopri5":
         return _dopri5(velocity, x0, rtol, atol)
@@ -86,9 +90,12 @@ def integrate(
         return velocity(x, torch.full((b,), t, dtype=x.dtype, device=x.device))
 
     x = x0
-    for t, t_next in zip(ts[:-1], ts[1:]):
+    calls = 0
+    for i, (t, t_next) in enumerate(zip(ts[:-1], ts[1:])):
         h = t_next - t
-        if solver == "euler":
+        last = last_euler and i == steps - 1
+        calls += 1 if last else CALLS_PER_STEP[solver]
+        if solver == "euler" or last:
             x = x + h * f(x, t)
         elif solver == "midpoint":
             x = x + h * f(x + 0.5 * h * f(x, t), t + 0.5 * h)
@@ -102,7 +109,7 @@ def integrate(
             k3 = f(x + 0.5 * h * k2, t + 0.5 * h)
             k4 = f(x + h * k3, t_next)
             x = x + h / 6 * (k1 + 2 * k2 + 2 * k3 + k4)
-    return x, steps * CALLS_PER_STEP[solver]
+    return x, calls
 
 
 def _dopri5(velocity, x0, rtol, atol):
@@ -139,19 +146,26 @@ def guided_velocity(model, cond: torch.Tensor, cond_mask: torch.Tensor, guidance
     if knn_every < 1:
         raise ValueError(f"knn_every must be at least 1, got {knn_every}")
     use_guidance = not math.isclose(guidance, 1.0) and bool(cond_mask.any())
+    self_cond = getattr(model.config, "self_cond", False)
     none = torch.zeros_like(cond_mask)
-    calls, idx = 0, None  # idx is set on the first call (calls == 0)
+    calls, idx, x1_prev = 0, None, None  # idx is set on the first call (calls == 0)
 
     def velocity(x, t):
-        nonlocal calls, idx
+        nonlocal calls, idx, x1_prev
         if calls % knn_every == 0:
             idx = knn_indices(x, model.config.k)
         calls += 1
+        extra = {"x1_prev": x1_prev} if self_cond else {}
         if not use_guidance:
-            return model(x, t, cond, cond_mask, knn=idx)
-        v = model(torch.cat([x, x]), torch.cat([t, t]), torch.cat([cond, cond]), torch.cat([cond_mask, none]),
-                  knn=torch.cat([idx, idx]))
-        v_cond, v_uncond = v.chunk(2)
-        return v_uncond + guidance * (v_cond - v_uncond)
+            v = model(x, t, cond, cond_mask, knn=idx, **extra)
+        else:
+            if x1_prev is not None:
+                extra["x1_prev"] = torch.cat([x1_prev, x1_prev])
+            v_cond, v_uncond = model(torch.cat([x, x]), torch.cat([t, t]), torch.cat([cond, cond]),
+                                     torch.cat([cond_mask, none]), knn=torch.cat([idx, idx]), **extra).chunk(2)
+            v = v_uncond + guidance * (v_cond - v_uncond)
+        if self_cond:  # the next call refines this call's estimate of the data
+            x1_prev = x + (1 - t).view(-1, *([1] * (x.dim() - 1))).to(x.dtype) * v
+        return v
 
     return velocity

@@ -64,7 +64,7 @@ def test_tube_points_lie_at_radius_from_axis():
 
 def test_skeleton_surface_radii_and_missing_radius_warning():
     n = load_file(DATA / "swc" / "quirky.swc")
-    with pytest.warns(UserWarning, match=r"1 of 10 nodes have a missing or zero radius"):
+    with pytest.warns(UserWarning, match=r"1 of 7 non-soma nodes have a missing or zero radius"):
         s = skeleton_surface(n.skeleton)
     assert len(s.sphere_r) == 1  # the 3-node soma contour -> one sphere
     # edge 13 -> 14: radii 1.0 -> 0.8 along z from 5 to 10, at x = y = 0
@@ -113,8 +113,20 @@ def test_fragments_in_unit_ball_and_reproducible(navis_neuron):
     np.testing.assert_array_equal(a.anchor_um, b.anchor_um)
     assert not np.array_equal(a.anchor_um, c.anchor_um)
     assert set(a.neurite_type.tolist()) <= {0, 1, 2, 3}
-    # anchors sit on the neuron (µm): every crop's points come from its own mesh, near the anchor
-    assert (a.mst_leaves > 0).all()
+    # every crop's points come from the neuron's own mesh surface, within R of its anchor
+    pts_um = a.points.astype(np.float64) * 10 + a.anchor_um[:, None]
+    _, dist, _ = trimesh.proximity.closest_point(navis_neuron.mesh, pts_um.reshape(-1, 3))
+    assert dist.max() < 1e-3  # µm; float32 unit-ball storage rounds to ~1e-6 R
+    assert (np.linalg.norm(pts_um - a.anchor_um[:, None], axis=-1) <= 10 + 1e-4).all()
+    # and the anchors lie on the neuron's cable: within half the longest edge of a skeleton node
+    from scipy.spatial import cKDTree
+
+    from mogen.data.surface import skeleton_geometry
+
+    xyz, _, _, pidx = skeleton_geometry(navis_neuron.skeleton)
+    longest = np.linalg.norm(xyz[pidx >= 0] - xyz[pidx[pidx >= 0]], axis=1).max()
+    assert cKDTree(xyz).query(a.anchor_um)[0].max() <= longest / 2 + 1e-3
+    assert a.cable_ends.min() >= 1 and (a.caliber > 0).all() and (a.caliber < 1).all()
 
 
 def test_skeleton_fragments_from_swc():
@@ -146,18 +158,29 @@ def test_lone_mesh_units_and_skeletonisation(tmp_path):
 
 
 @pytest.mark.parametrize("n", [1, 2, 5, 10, 79])
-def test_split_by_neuron_has_no_leakage(n):
+def test_split_by_cell_has_no_leakage(n):
     ids = [f"n{i}" for i in range(n)]
-    s = split_neurons(ids, 0.1, 0.1, seed=1)
-    got = [i for k in SPLITS for i in s[k]]
-    assert sorted(got) == sorted(ids)  # each neuron exactly once
-    assert len(s["train"]) >= 1
-    assert [len(s[k]) for k in SPLITS] == list(split_counts(n, 0.1, 0.1))
-    assert split_neurons(list(reversed(ids)), 0.1, 0.1, seed=1) == s  # input order does not matter
+    # every third file is a second file of the cell before it
+    cell_of = {i: f"c{k - (k % 3 == 2)}" for k, i in enumerate(ids)}
+    n_cells = len(set(cell_of.values()))
+    for seed in range(5):
+        s = split_neurons(ids, 0.1, 0.1, seed=seed, cell_of=cell_of)
+        got = [i for k in SPLITS for i in s[k]]
+        assert sorted(got) == sorted(ids)  # each file exactly once
+        cells = {k: {cell_of[i] for i in s[k]} for k in SPLITS}
+        assert not (cells["train"] & cells["val"]) and not (cells["train"] & cells["test"]) and not (cells["val"] & cells["test"])
+        assert [len(cells[k]) for k in SPLITS] == list(split_counts(n_cells, 0.1, 0.1))  # counted in cells
+        assert split_neurons(list(reversed(ids)), 0.1, 0.1, seed=seed, cell_of=cell_of) == s  # order does not matter
 
 
-def test_default_split_is_4_0_1():
-    assert split_counts(5, 0.1, 0.1) == (4, 0, 1)
+def test_default_split_gives_every_split_a_cell():
+    assert split_counts(5, 0.1, 0.1) == (3, 1, 1)
+    assert split_counts(3, 0.1, 0.1) == (1, 1, 1)
+    assert split_counts(2, 0.1, 0.1) == (1, 0, 1)
+    assert split_counts(5, 0.0, 0.1) == (4, 0, 1)
+    assert split_counts(79, 0.1, 0.1) == (64, 7, 8)
+    with pytest.raises(ValueError, match="sum to less than 1"):
+        split_counts(5, 0.5, 0.5)
 
 
 def test_mesh_takes_anchors_and_types_from_matching_swc(tmp_path):

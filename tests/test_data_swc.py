@@ -59,6 +59,31 @@ def test_cycle_message_lists_the_loop():
         read_swc(DATA / "swc" / "bad_cycle.swc")
 
 
+@pytest.mark.parametrize("encoding, bom", [("utf-16", ""), ("utf-16-le", ""), ("utf-16-be", ""), ("utf-32", ""),
+                                           ("utf-8", "\ufeff"), ("latin-1", "")])
+def test_text_encodings_read_alike(tmp_path, encoding, bom):
+    text = (DATA / "swc" / "quirky.swc").read_text() + "# Zellkörper in µm\n"
+    p = tmp_path / "cell.swc"
+    p.write_bytes((bom + text).encode(encoding))  # utf-16/32: with byte-order mark; -le/-be: without
+    ref = read_swc(DATA / "swc" / "quirky.swc").nodes
+    got = read_swc(p)
+    assert got.nodes.equals(ref)
+    assert got.swc_header[-1] == "# Zellkörper in µm" and got.swc_header[0].startswith("# quirky but valid")
+
+
+def test_binary_and_broken_text_named_as_such(tmp_path):
+    p = tmp_path / "cell.swc"
+    p.write_bytes(b"\x89HDF\r\n\x1a\n\x00\x00\x00\x00")
+    with pytest.raises(SWCError, match=r"cell.swc: byte 8: binary data \(a zero byte\), not SWC text; an HDF5 file"):
+        read_swc(p)
+    p.write_bytes(b"\xff\xfe" + "1 1 0 0 0 1 -1\n".encode("utf-16-le") + b"\x00\xd8")  # lone surrogate
+    with pytest.raises(SWCError, match=r"cell.swc: byte \d+: broken UTF-16 text"):
+        read_swc(p)
+    p.write_text("1 1 0 0 0 1 -1\n2 3 1 0 0 1 1 \u00b5\n3 3 x\u00b5 0 0 1 2\n")
+    with pytest.raises(SWCError, match="line 3: non-numeric x 'x\u00b5'"):  # the text as written, no mojibake
+        read_swc(p)
+
+
 def test_duplicate_id_and_short_line():
     with pytest.raises(SWCError, match="line 2: duplicate node id 1"):
         parse_swc("1 1 0 0 0 1 -1\n1 3 1 0 0 1 -1\n", "dup.swc")
@@ -66,7 +91,7 @@ def test_duplicate_id_and_short_line():
         parse_swc("1 1 0 0 0 1\n", "short.swc")
 
 
-@pytest.mark.parametrize("name, words", [("empty.obj", "empty mesh"), ("degenerate.obj", "degenerate mesh")])
+@pytest.mark.parametrize("name, words", [("empty.obj", "point cloud without faces (2 points)"), ("degenerate.obj", "degenerate mesh")])
 def test_bad_mesh_names_file_and_problem(name, words):
     with pytest.raises(MeshError) as err:
         load_file(DATA / "mesh" / name)
@@ -130,6 +155,19 @@ def test_fuzz_reader_raises_only_swc_error(text):
     assert len(df) > 0
     assert np.isfinite(df[["x", "y", "z", "radius"]].to_numpy()).all()
     assert (df.radius >= 0).all()
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+@given(st.binary(max_size=400) | _text.map(lambda t: t.encode("utf-8")) | _text.map(lambda t: t.encode("utf-16")))
+def test_fuzz_file_bytes_raise_only_swc_error(tmp_path, data):
+    p = tmp_path / "fuzz.swc"
+    p.write_bytes(data)
+    try:
+        n = read_swc(p)
+    except SWCError as exc:
+        assert str(exc).startswith(f"{p}: ")
+        return
+    assert n.n_nodes > 0 and np.isfinite(n.nodes[["x", "y", "z", "radius"]].to_numpy()).all()
 
 
 def test_morphio_formats_match_swc(shared_data, tmp_path):

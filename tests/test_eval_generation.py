@@ -82,3 +82,45 @@ def test_refuses_mismatched_radius_and_leaked_cells(dataset, tmp_path, capsys):
     assert "--allow-foreign-generator" in capsys.readouterr().err
     assert main(["--baselines", "--reference", str(tmp_path), "--out", str(tmp_path / "o3")]) == 1
     assert "no manifest.json" in capsys.readouterr().err
+
+
+def test_report_numbers_carry_n_floor_outside_fraction_and_provenance(dataset, tmp_path):
+    pts = tubes(12, np.random.default_rng(3))
+    pts[:3, :32] *= 1.5  # some points of three clouds leave the crop ball
+    outside = float((np.linalg.norm(pts, axis=-1) > 1).mean())
+    assert outside > 0
+    samples = write_samples(tmp_path / "s.npz", pts, dataset=dataset)
+    out = tmp_path / "report"
+    assert main(["--samples", str(samples), "--reference", str(dataset), "--out", str(out), "--n", "12", *FAST]) == 0
+    report = json.loads((out / "report.json").read_text())
+    row = report["rows"]["generated"]
+    assert row["n"] == row["m"] == 12
+    assert 0.5 * 95 * (2 / 12) < row["mmd_floor"] < 2 * 95 * (2 / 12)
+    assert row["outside_ball"] == pytest.approx(outside)
+    assert row["clouds_with_outside_points"] == pytest.approx(3 / 12)
+    assert 0.5 < row["nn_ratio"] < 2
+    assert report["warnings"] == [] and not report["samples"]["conditioned_on_reference"]
+    # provenance written by the sampler is carried into the report as written
+    assert report["samples"]["solver"] == "euler" and report["samples"]["steps"] == 8
+    md = (out / "report.md").read_text()
+    assert f"{row['feature_mmd']:.2f} [{row['mmd_floor']:.2f}]" in md and "WARNING" not in md
+    assert "solver euler" in md
+
+
+@pytest.mark.parametrize("key", ["cond_split", "source_split"])
+def test_samples_conditioned_on_the_scored_split_get_a_loud_warning(dataset, tmp_path, capsys, key):
+    prov = {"solver": "euler", "steps": 8, "train_neurons": ["a", "b"], "manifest_hash": manifest_hash(dataset),
+            "clip_ball": True, key: "test"}
+    samples = save_samples(tmp_path / "s.npz", tubes(12, np.random.default_rng(4)) * 10.0, radius_um=10.0, provenance=prov)
+    out = tmp_path / "report"
+    assert main(["--samples", str(samples), "--reference", str(dataset), "--out", str(out), "--n", "12", *FAST]) == 0
+    assert "WARNING" in capsys.readouterr().err
+    report = json.loads((out / "report.json").read_text())
+    assert report["samples"]["conditioned_on_reference"] and len(report["warnings"]) == 1
+    md = (out / "report.md").read_text()
+    assert "**WARNING" in md and "clipped to the ball" in md and "clip_ball True" in md
+    # scored against another split, the same samples carry no warning
+    other = tmp_path / "other"
+    assert main(["--samples", str(samples), "--reference", str(dataset), "--split", "train", "--allow-overlap",
+                 "--out", str(other), "--n", "12", *FAST]) == 0
+    assert json.loads((other / "report.json").read_text())["warnings"] == []

@@ -97,3 +97,38 @@ def test_time_samplers_and_condition_dropout():
     mask = drop_conditions(20_000, 4, p_group=0.5, p_all=0.2, generator=g)
     assert abs((~mask.any(1)).float().mean() - (0.2 + 0.8 / 16)) < 0.02
     assert abs(mask.float().mean() - 0.8 * 0.5) < 0.02
+
+
+def test_squash_ball_keeps_the_inside_and_bounds_the_rest():
+    from mogen.flow import BALL_KNEE, squash_ball
+
+    g = torch.Generator().manual_seed(0)
+    y = torch.randn(4000, 3, generator=g, dtype=torch.float64) * 2
+    r, s = y.norm(dim=-1), squash_ball(y).norm(dim=-1)
+    inside = r <= BALL_KNEE
+    assert torch.equal(squash_ball(y)[inside], y[inside])
+    assert (s < 1).all() and (s[~inside] > BALL_KNEE).all()
+    order = r.argsort()
+    assert (s[order].diff() >= -1e-12).all()  # radially monotone: no folding
+    assert torch.allclose(squash_ball(y) / s[:, None], y / r[:, None])  # directions kept
+    # continuous with slope 1 at the knee
+    eps = 1e-6
+    knee = torch.tensor([[BALL_KNEE + eps, 0.0, 0.0]], dtype=torch.float64)
+    assert abs(float(squash_ball(knee)[0, 0]) - (BALL_KNEE + eps)) < 1e-9
+
+
+def test_ball_endpoint_field_ends_inside_the_ball_with_a_last_euler_step():
+    from mogen.flow import ball_velocity
+
+    g = torch.Generator().manual_seed(1)
+    x0 = torch.randn(3, 500, 3, generator=g) * 1.5
+    wild = lambda x, t: ball_velocity(3 * x + torch.sin(5 * x), x, t)  # noqa: E731  (drives points outward)
+    free, _ = integrate(lambda x, t: 3 * x + torch.sin(5 * x), x0, 10, "midpoint")
+    assert (free.norm(dim=-1) > 1).float().mean() > 0.5
+    inside, calls = integrate(wild, x0, 10, "midpoint", last_euler=True)
+    assert calls == 2 * 9 + 1
+    assert (inside.norm(dim=-1) < 1).all()
+    # inside the knee the ball field is the plain field
+    x, t = torch.rand(2, 50, 3) * 0.2, torch.tensor([0.3, 0.9])
+    v = torch.randn(2, 50, 3) * 0.1
+    assert torch.allclose(ball_velocity(v, x, t), v, atol=1e-5)

@@ -88,3 +88,15 @@ def test_bad_input_is_named():
         feature_mmd(np.zeros((3, 5)), np.zeros((3, 10)))
     with pytest.raises(ValueError, match="NaN"):
         cloud_features(np.full((2, 10, 3), np.nan))
+
+
+def test_mmd_floor_is_the_expected_score_of_two_samples_of_one_distribution():
+    from mogen.metrics.mmd import mmd_floor
+
+    rng = np.random.default_rng(0)
+    pool = rng.normal(size=(4000, 10))
+    n, m = 32, 48
+    scores = [1000 * mmd_rbf(pool[rng.choice(4000, n)], pool[rng.choice(4000, m)]) for _ in range(300)]
+    floor = mmd_floor(n, m, pool[:1000])
+    assert abs(np.mean(scores) - floor) < 0.08 * floor
+    assert abs(floor - 95 * (1 / n + 1 / m)) < 0.1 * floor  # the rule of thumb for 10 unit-std features

@@ -3,7 +3,8 @@
 import numpy as np
 import pytest
 
-from mogen.metrics.morphometrics import MORPH_NAMES, compare_morphometrics, morphometrics, skeletonize
+from mogen.metrics.morphometrics import MORPH_NAMES, compare_morphometrics, morphometrics
+from mogen.skeleton import skeleton_graph
 
 
 def tube(p0, p1, radius, n, rng):
@@ -36,7 +37,7 @@ def test_arc_is_tortuous_and_skeleton_is_a_tree():
     rng = np.random.default_rng(1)
     s = np.linspace(0, np.pi, 1500)
     arc = np.stack([7 * np.cos(s), 7 * np.sin(s), 0 * s], 1) + rng.normal(0, 0.2, (1500, 3))
-    nodes, adj = skeletonize(arc)
+    nodes, adj = skeleton_graph(arc)
     edges = sum(len(nb) for nb in adj.values()) // 2
     assert edges == len(adj) - 1  # connected tree
     tort = morphometrics(arc[None])[0, MORPH_NAMES.index("tortuosity")]

@@ -43,8 +43,8 @@ def test_knn_relative_is_differentiable():
 def test_permutation_equivariance():
     net = _net()
     x = torch.randn(2, 300, 3) * 0.5
-    t, cond = torch.tensor([0.3, 0.8]), torch.randn(2, 14)
-    mask = torch.tensor([[True, False, True, True], [False, False, False, False]])
+    t, cond = torch.tensor([0.3, 0.8]), torch.randn(2, 15)
+    mask = torch.tensor([[True, False, True, True, True], [False, False, False, False, False]])
     perm = torch.randperm(300)
     with torch.no_grad():
         v = net(x, t, cond, mask)
@@ -56,15 +56,15 @@ def test_permutation_equivariance():
 def test_time_and_conditions_matter_and_masking_hides_groups():
     net = _net()
     x = torch.randn(1, 200, 3)
-    cond, other = torch.randn(1, 14), torch.randn(1, 14)
-    given = torch.tensor([[True, False, False, False]])  # only the type group (dims 0:4)
+    cond, other = torch.randn(1, 15), torch.randn(1, 15)
+    given = torch.tensor([[True, False, False, False, False]])  # only the type group (dims 0:4)
     with torch.no_grad():
         v = net(x, torch.tensor([0.5]), cond, given)
         assert not torch.allclose(v, net(x, torch.tensor([0.9]), cond, given), atol=1e-4)
         other_type = other.clone()
         other_type[:, 4:] = cond[:, 4:]
         assert not torch.allclose(v, net(x, torch.tensor([0.5]), other_type, given), atol=1e-4)
-        # changing masked-out groups (centroid, cov, leaves) changes nothing
+        # changing masked-out groups (centroid, cov, ends, caliber) changes nothing
         hidden = cond.clone()
         hidden[:, 4:] = other[:, 4:]
         assert torch.allclose(v, net(x, torch.tensor([0.5]), hidden, given), atol=1e-6)
@@ -73,7 +73,7 @@ def test_time_and_conditions_matter_and_masking_hides_groups():
 def test_zero_initialised_output_and_any_point_count():
     net = build_model("pointinfinity", "tiny").eval()
     for n in (64, 1000):
-        v = net(torch.randn(2, n, 3), torch.rand(2), torch.zeros(2, 14), torch.zeros(2, 4, dtype=torch.bool))
+        v = net(torch.randn(2, n, 3), torch.rand(2), torch.zeros(2, 15), torch.zeros(2, 5, dtype=torch.bool))
         assert v.shape == (2, n, 3) and torch.count_nonzero(v) == 0
 
 
@@ -91,7 +91,7 @@ def test_guided_velocity_reuses_neighbours_as_asked(monkeypatch):
     net = _net()
     x = torch.randn(2, 256, 3) * 0.3
     t = torch.full((2,), 0.4)
-    cond, mask = torch.zeros(2, 14), torch.ones(2, 4, dtype=torch.bool)
+    cond, mask = torch.zeros(2, 15), torch.ones(2, 5, dtype=torch.bool)
     searches = []
     real = mogen.knn.knn_indices
     monkeypatch.setattr(mogen.knn, "knn_indices", lambda x, k: searches.append(len(x)) or real(x, k))
@@ -109,3 +109,26 @@ def test_guided_velocity_reuses_neighbours_as_asked(monkeypatch):
         searches.clear()
         integrate(guided_velocity(net, cond, mask, knn_every=1), x, steps=10, solver="midpoint")
         assert len(searches) == 20
+
+
+def test_local_blocks_keep_permutation_equivariance_and_use_neighbours():
+    net = _net(local_layers=1)
+    x = torch.randn(2, 300, 3) * 0.5
+    t, cond, mask = torch.tensor([0.3, 0.8]), torch.zeros(2, 15), torch.zeros(2, 5, dtype=torch.bool)
+    perm = torch.randperm(300)
+    with torch.no_grad():
+        v = net(x, t, cond, mask)
+        assert torch.allclose(v[:, perm], net(x[:, perm], t, cond, mask), atol=1e-5)
+        # the block reads neighbours' tokens: other neighbour indices change the output
+        idx = knn_indices(x, net.config.k)
+        assert not torch.allclose(v, net(x, t, cond, mask, knn=idx.roll(1, dims=1)), atol=1e-4)
+
+
+def test_ball_endpoint_model_samples_inside_the_crop():
+    from mogen.sampling import sample_clouds
+
+    for endpoint, inside in (("free", False), ("ball", True)):
+        net = _net(endpoint=endpoint)
+        torch.nn.init.normal_(net.out.bias, std=2.0)  # push every point far out
+        x = sample_clouds(net, 2, points=128, steps=6)
+        assert bool((x.norm(dim=-1) < 1).all()) == inside

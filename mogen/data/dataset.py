@@ -4,7 +4,8 @@ Layout (see the repo's common contract)::
 
     DIR/manifest.json
     DIR/<split>/points.npy      float32 [F, N, 3] unit-ball points (memory-mapped when read)
-    DIR/<split>/fragments.npz   anchor_um [F,3] f4, neuron_id [F] str, neurite_type [F] i1, mst_leaves [F] i4
+    DIR/<split>/fragments.npz   anchor_um [F,3] f4, neuron_id [F] str, neurite_type [F] i1,
+                                cable_ends [F] i4, caliber [F] f4 (tube radius at the anchor / R)
 
 The loader fetches whole batches (one fancy-index read of the memmap), rotates them with
 uniform random rotations in torch and computes the condition vector after augmentation, so
@@ -45,7 +46,7 @@ class DatasetWriter:
     >>> d = tempfile.mkdtemp()
     >>> w = DatasetWriter(d, points_per_fragment=8)
     >>> fr = Fragments(np.zeros((2, 8, 3), np.float32), np.zeros((2, 3), np.float32),
-    ...                np.array([2, 3], np.int8), np.array([3, 4], np.int32), 30.0, 2, 0)
+    ...                np.array([2, 3], np.int8), np.array([2, 3], np.int32), np.array([0.03, 0.05], np.float32), 30.0, 2, 0)
     >>> w.add("a", fr)
     >>> counts = w.finish({"train": ["a"], "val": [], "test": []})
     >>> counts, np.load(f"{d}/train/points.npy", mmap_mode="r").shape
@@ -61,7 +62,7 @@ class DatasetWriter:
     def add(self, neuron_id: str, fragments) -> None:
         path = self.out / _CHUNKS / f"{len(self.chunks):06d}.npz"
         np.savez(path, points=fragments.points, anchor_um=fragments.anchor_um,
-                 neurite_type=fragments.neurite_type, mst_leaves=fragments.mst_leaves)
+                 neurite_type=fragments.neurite_type, cable_ends=fragments.cable_ends, caliber=fragments.caliber)
         self.chunks[str(neuron_id)] = path
 
     def finish(self, splits: dict[str, list[str]]) -> dict[str, int]:
@@ -86,7 +87,8 @@ class DatasetWriter:
                 anchor_um=cat("anchor_um", np.float32, (0, 3)),
                 neuron_id=np.array([i for i, m in zip(ids, metas) for _ in range(len(m["points"]))], dtype=np.str_).reshape(-1),
                 neurite_type=cat("neurite_type", np.int8, (0,)),
-                mst_leaves=cat("mst_leaves", np.int32, (0,)),
+                cable_ends=cat("cable_ends", np.int32, (0,)),
+                caliber=cat("caliber", np.float32, (0,)),
             )
             counts[split] = total
         shutil.rmtree(self.out / _CHUNKS, ignore_errors=True)
@@ -110,7 +112,7 @@ def write_dataset(out, fragments: dict, splits: dict[str, list[str]], radius_um:
     >>> import tempfile
     >>> from mogen.data.fragments import Fragments
     >>> fr = Fragments(np.zeros((2, 8, 3), np.float32), np.zeros((2, 3), np.float32),
-    ...                np.array([2, 3], np.int8), np.array([3, 4], np.int32), 30.0, 2, 0)
+    ...                np.array([2, 3], np.int8), np.array([2, 3], np.int32), np.array([0.03, 0.05], np.float32), 30.0, 2, 0)
     >>> d = tempfile.mkdtemp()
     >>> m = write_dataset(d, {"a": fr, "b": fr}, {"train": ["a"], "val": [], "test": ["b"]}, radius_um=10.0)
     >>> len(read_split(d, "test")), m["splits"]["train"]["neurons"]
@@ -159,7 +161,29 @@ def read_manifest(root) -> dict:
     bad = [s for s in SPLITS if not isinstance(manifest["splits"].get(s), dict) or "neurons" not in manifest["splits"][s]]
     if bad:
         raise DatasetError(path, "splits", f"split(s) {bad} missing or without a 'neurons' list")
+    if "cells" in manifest:
+        _check_cells(manifest, path)
     return manifest
+
+
+def _check_cells(manifest: dict, path) -> None:
+    """Cell groups (``mogen prepare`` since the split by cell): consistent, and no cell in two splits."""
+    groups = manifest["cells"]
+    if not isinstance(groups, dict) or not all(isinstance(g, dict) and isinstance(g.get("files"), list) for g in groups.values()):
+        raise DatasetError(path, "cells", "must map cell ids to {'files': [...], 'reasons': [...]}")
+    listed = {str(f): str(c) for c, g in groups.items() for f in g["files"]}
+    cells = cell_of(manifest)
+    for nid, cell in cells.items():
+        if listed.get(nid, cell) != cell or (nid not in listed and cell not in groups):
+            raise DatasetError(path, "cells", f"neuron {nid!r} has cell {cell!r}, but 'cells' lists it under {listed.get(nid)!r}")
+    seen: dict[str, str] = {}
+    for s in SPLITS:
+        mine = {cells[str(n)] for n in manifest["splits"][s]["neurons"]}
+        for c in mine:
+            if seen.setdefault(c, s) != s:
+                raise DatasetError(path, "cells", f"cell {c!r} has files in both the {seen[c]} and the {s} split")
+        if "cells" in manifest["splits"][s] and set(map(str, manifest["splits"][s]["cells"])) != mine:
+            raise DatasetError(path, f"splits.{s}.cells", "does not match the cells of the split's neurons")
 
 
 @dataclass
@@ -173,7 +197,8 @@ class Split:
     anchor_um: np.ndarray  # float32 [F, 3]
     neuron_id: np.ndarray  # str [F]
     neurite_type: np.ndarray  # int8 [F]
-    mst_leaves: np.ndarray  # int32 [F]
+    cable_ends: np.ndarray  # int32 [F]
+    caliber: np.ndarray  # float32 [F], r/R
 
     def __len__(self) -> int:
         return len(self.points)
@@ -200,7 +225,7 @@ def read_split(root, split: str) -> Split:
     try:
         points = np.load(pts_path, mmap_mode="r")
         with np.load(meta_path) as z:
-            meta = {k: z[k] for k in ("anchor_um", "neuron_id", "neurite_type", "mst_leaves")}
+            meta = {k: z[k] for k in ("anchor_um", "neuron_id", "neurite_type", "cable_ends", "caliber")}
     except KeyError as exc:
         raise DatasetError(meta_path, "", f"no array {exc}") from None
     except (ValueError, OSError, EOFError, zipfile.BadZipFile) as exc:
@@ -215,7 +240,7 @@ def read_split(root, split: str) -> Split:
     if expected is not None and int(expected) != len(points):
         raise DatasetError(pts_path, "", f"{len(points)} fragments but the manifest says {expected}")
     return Split(Path(root), split, manifest, points, meta["anchor_um"], meta["neuron_id"].astype(str),
-                 meta["neurite_type"], meta["mst_leaves"])
+                 meta["neurite_type"], meta["cable_ends"], meta["caliber"])
 
 
 def manifest_hash(dataset_dir) -> str:
@@ -277,7 +302,7 @@ def check_generator(provenance: dict, dataset_dir, held_out=("val", "test"), all
 class FragmentDataset(torch.utils.data.Dataset):
     """Fragments of one split, with optional rotation / jitter augmentation.
 
-    ``ds[i]`` gives ``dict(points [N,3], cond [14], neurite_type [], mst_leaves [], index)``;
+    ``ds[i]`` gives ``dict(points [N,3], cond [15], neurite_type [], cable_ends [], caliber [], index)``;
     ``ds[list_of_indices]`` gives the same with a leading batch dimension (one memmap read).
 
     Parameters
@@ -294,7 +319,8 @@ class FragmentDataset(torch.utils.data.Dataset):
         self.root, self.split, self.manifest = Path(root), split, sp.manifest
         self.points, self.anchor_um, self.neuron_id = sp.points, sp.anchor_um, sp.neuron_id
         self.neurite_type = torch.from_numpy(sp.neurite_type.astype(np.int64))
-        self.mst_leaves = torch.from_numpy(sp.mst_leaves.astype(np.int64))
+        self.cable_ends = torch.from_numpy(sp.cable_ends.astype(np.int64))
+        self.caliber = torch.from_numpy(sp.caliber.astype(np.float32))
         self.rotate, self.jitter = bool(rotate), float(jitter)
         self.generator = torch.Generator().manual_seed(seed) if seed is not None else None
 
@@ -309,9 +335,9 @@ class FragmentDataset(torch.utils.data.Dataset):
         if self.jitter > 0:
             pts = pts + self.jitter * torch.randn(pts.shape, generator=self.generator)
         t = torch.from_numpy(idx)
-        types, leaves = self.neurite_type[t], self.mst_leaves[t]
-        return {"points": pts, "cond": condition_vector(pts, types, leaves), "neurite_type": types,
-                "mst_leaves": leaves, "index": t}
+        types, ends, caliber = self.neurite_type[t], self.cable_ends[t], self.caliber[t]
+        return {"points": pts, "cond": condition_vector(pts, types, ends, caliber), "neurite_type": types,
+                "cable_ends": ends, "caliber": caliber, "index": t}
 
     def __getitem__(self, index):
         if isinstance(index, (int, np.integer)):

@@ -1,4 +1,10 @@
-"""Reading neuron surface meshes (OBJ, PLY, STL, OFF, GLB via trimesh; navis MeshNeuron) in µm."""
+"""Reading neuron surface meshes (OBJ, PLY, STL, OFF, GLB via trimesh; navis MeshNeuron) in µm.
+
+Refused with :class:`MeshError` naming the file, the element and the problem: unreadable
+files, point clouds and line sets (no faces), empty or zero-area meshes, non-finite vertices,
+faces that refer to missing vertices, and meshes whose units cannot be guessed (vertices on a
+grid of half units: voxel coordinates, which need ``--units``).
+"""
 
 from __future__ import annotations
 
@@ -13,7 +19,10 @@ MESH_SUFFIXES = (".obj", ".ply", ".stl", ".off", ".glb", ".gltf")
 
 
 def check_mesh(vertices: np.ndarray, faces: np.ndarray, file) -> None:
-    """Raise :class:`MeshError` for an empty, non-finite, out-of-range or zero-area mesh."""
+    """Raise :class:`MeshError` for an empty, face-less, non-finite, out-of-range or zero-area mesh."""
+    if len(vertices) and not len(faces):
+        raise MeshError(file, "mesh", f"point cloud without faces ({len(vertices)} vertices): a surface mesh is needed "
+                        "(or give the neuron's skeleton as .swc)")
     if len(vertices) == 0 or len(faces) == 0:
         raise MeshError(file, "mesh", f"empty mesh ({len(vertices)} vertices, {len(faces)} faces)")
     bad = np.nonzero(~np.isfinite(vertices).all(1))[0]
@@ -48,11 +57,21 @@ def read_mesh(path, units=None):
 
     path = Path(path)
     try:
-        loaded = trimesh.load(str(path), force="mesh", process=False)
+        loaded = trimesh.load(str(path), process=False)
+        if isinstance(loaded, trimesh.Scene):  # several parts (glTF, some OBJ): one mesh, transforms applied
+            parts = loaded.dump(concatenate=False)
+            meshes = [g for g in parts if isinstance(g, trimesh.Trimesh)]
+            points = sum(len(g.vertices) for g in parts if isinstance(g, trimesh.PointCloud))
+            loaded = (trimesh.util.concatenate(meshes) if len(meshes) > 1 else meshes[0] if meshes
+                      else trimesh.PointCloud(np.zeros((points, 3))) if points else trimesh.Trimesh())
     except Exception as exc:
         raise MeshError(path, "file", f"cannot read mesh ({type(exc).__name__}: {exc})") from None
+    if isinstance(loaded, trimesh.PointCloud):
+        raise MeshError(path, "file", f"point cloud without faces ({len(loaded.vertices)} points): a surface mesh is "
+                        "needed (or give the neuron's skeleton as .swc)")
     if not isinstance(loaded, trimesh.Trimesh):
-        raise MeshError(path, "file", f"no triangle mesh in file (got {type(loaded).__name__})")
+        what = "lines without faces" if "Path" in type(loaded).__name__ else f"got {type(loaded).__name__}"
+        raise MeshError(path, "file", f"no triangle mesh in file ({what})")
     v = np.asarray(loaded.vertices, dtype=np.float64)
     f = np.asarray(loaded.faces, dtype=np.int64)
     check_mesh(v, f, path)
@@ -64,7 +83,13 @@ def read_mesh(path, units=None):
         unit, note = str(loaded.units), "from file"
     else:
         unit, note = guess_mesh_units(v, f)
-    return trimesh.Trimesh(v * to_um(unit), f, process=False), unit, note
+        if unit is None:
+            raise MeshError(path, "units", f"{note}; give --units (e.g. '8 nanometer' for 8 nm voxels, or 'um')")
+    try:
+        scale = to_um(unit)
+    except ValueError as exc:
+        raise MeshError(path, "units", str(exc)) from None
+    return trimesh.Trimesh(v * scale, f, process=False), unit, note
 
 
 def mesh_from_navis(neuron, units=None):
@@ -76,3 +101,34 @@ def mesh_from_navis(neuron, units=None):
     f = np.asarray(neuron.faces, dtype=np.int64)
     check_mesh(v, f, f"navis neuron {neuron.id}")
     return trimesh.Trimesh(v * to_um(unit), f, process=False)
+
+
+MESH_WRITE_SUFFIXES = (".ply", ".obj", ".stl", ".off", ".glb")
+
+
+def write_mesh(mesh, path, require_watertight: bool = True):
+    """Write a :class:`trimesh.Trimesh` in µm; the format follows the suffix (``MESH_WRITE_SUFFIXES``).
+
+    Refuses (:class:`MeshError`) an empty mesh, an unknown suffix and, with
+    ``require_watertight``, a mesh that is not closed.
+
+    Examples
+    --------
+    >>> import trimesh, tempfile, os
+    >>> p = os.path.join(tempfile.mkdtemp(), "ball.ply")
+    >>> _ = write_mesh(trimesh.creation.icosphere(), p)
+    >>> round(float(read_mesh(p, units="um")[0].volume), 2)  # an icosphere, a little under 4/3 pi
+    4.15
+    """
+    from pathlib import Path
+
+    path = Path(path)
+    if path.suffix.lower() not in MESH_WRITE_SUFFIXES:
+        raise MeshError(path, "file name", f"unknown mesh format {path.suffix!r}; use one of {', '.join(MESH_WRITE_SUFFIXES)}")
+    if len(mesh.faces) == 0:
+        raise MeshError(path, "mesh", "empty mesh: nothing to write")
+    if require_watertight and not mesh.is_watertight:
+        raise MeshError(path, "mesh", "not watertight (open edges); refusing to write it as a closed surface")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    mesh.export(path)
+    return path

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from mogen.errors import DataError
+from mogen.errors import DataError, UsageError
 from .mesh import MESH_SUFFIXES, mesh_from_navis, read_mesh
 from .swc import read_swc
 from .units import DEFAULT_SWC_UNITS, to_um
@@ -48,6 +48,74 @@ class Neuron:
     units: str = "um"
     units_note: str = ""
     soma_nodes: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+
+
+def collect_inputs(inputs: list[str]) -> list[tuple[Path, str]]:
+    """Files to read with their neuron ids (stems; with parent folders where stems collide).
+
+    Raises :class:`UsageError` for a missing input, a file of an unsupported type and a folder
+    without supported files.
+    """
+    found: list[Path] = []
+    for item in inputs:
+        p = Path(item)
+        if p.is_dir():
+            files = sorted(f for f in p.rglob("*") if f.is_file() and f.suffix.lower() in SUFFIXES)
+            if not files:
+                raise UsageError(f"input folder {item} holds no supported files ({' '.join(SUFFIXES)}, searched recursively)")
+            meshes = {f.with_suffix("") for f in files if f.suffix.lower() not in (".swc", ".asc", ".h5")}
+            # An SWC beside a same-named mesh is that mesh's skeleton, not a second neuron.
+            files = [f for f in files if not (f.suffix.lower() == ".swc" and f.with_suffix("") in meshes)]
+            found += files
+        elif p.is_file():
+            if p.suffix.lower() not in SUFFIXES:
+                raise UsageError(f"input {item}: unsupported file type {p.suffix or '(none)'!r}; supported: {' '.join(SUFFIXES)}")
+            found.append(p)
+        else:
+            raise UsageError(f"input not found: {item}")
+    n_morphio = sum(f.suffix.lower() in MORPHIO_SUFFIXES for f in found)
+    if n_morphio:
+        try:
+            import morphio  # noqa: F401
+        except ImportError:
+            raise UsageError(f"{n_morphio} .asc/.h5 input(s) need MorphIO: pip install 'mogen[morphio]'") from None
+    seen, unique = set(), []
+    for f in found:  # the same file named twice is one neuron, not two
+        if f.resolve() not in seen:
+            seen.add(f.resolve())
+            unique.append(f)
+    return list(zip(unique, _neuron_ids(unique)))
+
+
+def _neuron_ids(files: list[Path]) -> list[str]:
+    """File stems; where stems collide, as many parent folders as tell the files apart.
+
+    Examples
+    --------
+    >>> _neuron_ids([Path("a/x/C1.swc"), Path("b/x/C1.swc"), Path("b/C2.swc"), Path("c/y/C3.swc")])
+    ['a/x/C1', 'b/x/C1', 'C2', 'C3']
+    """
+    groups: dict[str, list[int]] = {}
+    for i, f in enumerate(files):
+        groups.setdefault(f.stem, []).append(i)
+    ids = [""] * len(files)
+    for stem, members in groups.items():
+        parts = [files[i].resolve().with_suffix("").parts for i in members]
+        for k in range(1, max(map(len, parts)) + 1):
+            names = ["/".join(p[-k:]) for p in parts]
+            if len(set(names)) == len(names):
+                break
+        for i, name in zip(members, names):
+            ids[i] = name
+    used: set[str] = set()
+    for i, nid in enumerate(ids):  # a stem that spells another file's folder/stem id
+        base, k = nid, 1
+        while nid in used:
+            k += 1
+            nid = f"{base}~{k}"
+        used.add(nid)
+        ids[i] = nid
+    return ids
 
 
 def parse_type_map(text: str | None) -> dict[int, int]:
@@ -236,6 +304,9 @@ def navis_example(index: int, units=None) -> Neuron:
     """One of the 5 navis example neurons (mesh with its skeleton), by position."""
     import navis
 
-    sk = navis.example_neurons(kind="skeleton")[index]
-    mesh = {m.id: m for m in navis.example_neurons(kind="mesh")}.get(sk.id)
+    # navis reads its examples in a fixed order: the first index + 1 are enough (not all 5 for each)
+    sk = navis.example_neurons(index + 1, kind="skeleton")  # synapses: the axon/dendrite split reads them
+    sk = sk[index] if index else sk
+    meshes = navis.example_neurons(index + 1, kind="mesh", synapses=False)
+    mesh = {m.id: m for m in (meshes if index else [meshes])}.get(sk.id)
     return from_navis(mesh, sk, units, source=f"navis.example_neurons:{sk.id}")

@@ -1,11 +1,13 @@
-"""A strict-but-tolerant SWC reader.
+"""SWC files: a strict-but-tolerant reader and the one writer (:func:`write_swc`, trees only).
 
 Tolerates what real files do: ``#`` headers, blank lines, leading/trailing whitespace, tabs
 or commas as delimiters, CRLF line endings, extra columns, node ids that do not start at 1 or
 are not sorted (a parent may come after its child), several roots, multi-point (contour)
 somata and custom type codes. Refuses, with :class:`SWCError` naming file, line and problem:
 non-numeric fields, non-integer ids, NaN/inf coordinates or radii, negative radii, duplicate
-ids, parents that do not exist, cycles, and files without nodes.
+ids, parents that do not exist, cycles, files without nodes, and binary files. Text may be
+UTF-8 (with or without a byte-order mark), UTF-16 or UTF-32 with a byte-order mark, UTF-16
+without one (recognised by its zero bytes), or Latin-1 (bytes that are not UTF-8).
 
 The result is a :class:`navis.TreeNeuron` whose ``nodes`` hold ``node_id, parent_id, x, y, z,
 radius, label`` (``label`` = SWC type code), scaled to µm.
@@ -18,19 +20,61 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 from scipy.sparse import coo_matrix
-from scipy.sparse.csgraph import breadth_first_order
+from scipy.sparse.csgraph import breadth_first_order, depth_first_order
 
 from mogen.errors import SWCError
 from .units import DEFAULT_SWC_UNITS, to_um
 
 _COLUMNS = ("id", "type", "x", "y", "z", "radius", "parent")
+MAX_HEADER_LINES = 100
+
+
+def decode_swc(data: bytes, file="<swc>") -> str:
+    """SWC bytes as text: UTF-8, UTF-16/32 (with a byte-order mark, or UTF-16 recognised by
+    its zero bytes) or Latin-1; binary data is refused with :class:`SWCError`.
+
+    Examples
+    --------
+    >>> decode_swc("1 1 0 0 0 1 -1\\n".encode("utf-16"))
+    '1 1 0 0 0 1 -1\\n'
+    >>> decode_swc(b"\\x89HDF\\r\\n\\x1a\\n\\x00\\x00", "cell.swc")
+    Traceback (most recent call last):
+    mogen.errors.SWCError: cell.swc: byte 8: binary data (a zero byte), not SWC text; an HDF5 file (.h5) renamed .swc?
+    """
+    import codecs
+
+    for bom, codec in ((codecs.BOM_UTF32_LE, "utf-32"), (codecs.BOM_UTF32_BE, "utf-32"),
+                       (codecs.BOM_UTF16_LE, "utf-16"), (codecs.BOM_UTF16_BE, "utf-16")):
+        if data.startswith(bom):
+            try:
+                return data.decode(codec)
+            except UnicodeDecodeError as exc:
+                raise SWCError(file, f"byte {exc.start}", f"broken {codec.upper()} text ({exc.reason})") from None
+    zero = data.find(b"\0")
+    if zero >= 0:
+        head = data[:4096]
+        even, odd = head[0::2], head[1::2]
+        for codec, zeros, other in (("utf-16-le", odd, even), ("utf-16-be", even, odd)):
+            # UTF-16 of ASCII text: every second byte is zero, the others are not
+            if len(zeros) >= 4 and zeros.count(0) >= 0.9 * len(zeros) and other.count(0) <= 0.1 * len(other):
+                try:
+                    return data.decode(codec)
+                except UnicodeDecodeError as exc:
+                    raise SWCError(file, f"byte {exc.start}", f"broken UTF-16 text without byte-order mark ({exc.reason})") from None
+        hint = "; an HDF5 file (.h5) renamed .swc?" if data.startswith(b"\x89HDF") else ""
+        raise SWCError(file, f"byte {zero}", f"binary data (a zero byte), not SWC text{hint}")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        return data.decode("latin-1")  # SWC data is ASCII; only comments can be in another code page
 
 
 def parse_swc(text: str, file="<swc>") -> pd.DataFrame:
     """Parse SWC text into a validated node table.
 
     Returns a DataFrame with ``node_id, label, x, y, z, radius, parent_id`` and a ``line``
-    column (1-based line number in the file), in file order.
+    column (1-based line number in the file), in file order; ``df.attrs["header"]`` keeps
+    the first comment lines (they may name the cell, see :mod:`mogen.data.cells`).
 
     Examples
     --------
@@ -38,10 +82,14 @@ def parse_swc(text: str, file="<swc>") -> pd.DataFrame:
     >>> df[["node_id", "parent_id"]].values.tolist()
     [[1, -1], [2, 1]]
     """
-    lines, rows = [], []
+    lines, rows, header = [], [], []
     for lineno, raw in enumerate(text.replace(",", " ").splitlines(), 1):
         toks = raw.split()
-        if not toks or toks[0].startswith(("#", "\ufeff#")):
+        if not toks:
+            continue
+        if toks[0].startswith(("#", "\ufeff#")):
+            if len(header) < MAX_HEADER_LINES:
+                header.append(raw.strip().lstrip("\ufeff"))
             continue
         if toks[0].startswith("\ufeff"):
             toks[0] = toks[0][1:]
@@ -72,7 +120,7 @@ def parse_swc(text: str, file="<swc>") -> pd.DataFrame:
     ids_a = a[:, 0].astype(np.int64)
     par_a = a[:, 6].astype(np.int64)
     _check_topology(ids_a, par_a, lines_a, file)
-    return pd.DataFrame(
+    df = pd.DataFrame(
         {
             "node_id": ids_a,
             "label": a[:, 1].astype(np.int64),
@@ -84,6 +132,8 @@ def parse_swc(text: str, file="<swc>") -> pd.DataFrame:
             "line": lines_a,
         }
     )
+    df.attrs["header"] = header
+    return df
 
 
 def _parse_row(toks: list[str], file, lineno: int) -> list[float]:
@@ -166,15 +216,126 @@ def read_swc(path, units=None, name: str | None = None):
 
     path = Path(path)
     try:
-        text = path.read_bytes().decode("utf-8", errors="replace")
+        data = path.read_bytes()
     except OSError as exc:
         raise SWCError(path, "", f"cannot read file ({exc.strerror or exc})") from None
-    df = parse_swc(text, file=path)
+    df = parse_swc(decode_swc(data, path), file=path)
     scale = to_um(units if units is not None else DEFAULT_SWC_UNITS)
     if scale != 1.0:
         df[["x", "y", "z", "radius"]] *= scale
     lines = df.pop("line").to_numpy()
     tn = navis.TreeNeuron(df, units="1 micrometer", name=name or path.stem, id=name or path.stem)
     tn.swc_lines = lines  # row-aligned with the input order, for error messages
+    tn.swc_header = list(df.attrs.get("header", []))
     tn.file = str(path)
     return tn
+
+
+# ----------------------------------------------------------------------------- writing
+
+# neurite type code (mogen.data.conditions.NEURITE_TYPES) -> SWC type: unknown is written as
+# dendrite (3), since simulators give type 0 no section list
+NEURITE_TO_SWC = {0: 3, 1: 1, 2: 2, 3: 3}
+
+
+def tree_order(parents: np.ndarray, file="<swc>") -> np.ndarray:
+    """Node indices with every parent before its children, depth first from each root.
+
+    Depth first keeps each unbranched stretch contiguous, which is how NEURON's SWC importer
+    finds sections (a node whose parent is not the line before starts a new one).
+
+    ``parents[i]`` is the index of node i's parent, -1 at a root. Raises :class:`SWCError`
+    for parents out of range, self-parents and cycles: every node must reach a root.
+    """
+    parents = np.asarray(parents)
+    n = len(parents)
+    if parents.ndim != 1 or not np.issubdtype(parents.dtype, np.integer):
+        raise SWCError(file, "parents", f"must be a 1-D integer array, got {parents.dtype} {parents.shape}")
+    bad = np.flatnonzero((parents < -1) | (parents >= n))
+    if len(bad):
+        raise SWCError(file, f"node {bad[0]}", f"parent index {parents[bad[0]]} is outside [-1, {n})")
+    own = np.flatnonzero(parents == np.arange(n))
+    if len(own):
+        raise SWCError(file, f"node {own[0]}", "is its own parent (cycle)")
+    roots = np.flatnonzero(parents < 0)
+    child = np.flatnonzero(parents >= 0)
+    g = coo_matrix((np.ones(len(child) + len(roots)), (np.concatenate([parents[child], np.full(len(roots), n)]),
+                                                       np.concatenate([child, roots]))), shape=(n + 1, n + 1)).tocsr()
+    order = depth_first_order(g, n, directed=True, return_predecessors=False)[1:]
+    if len(order) != n:
+        lost = np.setdiff1d(np.arange(n), order)
+        raise SWCError(file, f"node {lost[0]}", f"{len(lost)} nodes do not reach a root (their parent links form a cycle)")
+    return order
+
+
+def write_swc(path, nodes_um: np.ndarray, parents: np.ndarray, radii_um: np.ndarray, types: np.ndarray | int = 3,
+              max_roots: int | None = 1, header: str = "") -> Path:
+    """Write a tree (µm) as an SWC file; the one SWC writer.
+
+    Parameters
+    ----------
+    nodes_um : [M, 3] coordinates; radii_um : [M] radii (finite, > 0).
+    parents : [M] parent index per node, -1 at a root.
+    types : SWC type code per node (or one for all): 1 soma, 2 axon, 3 dendrite, 4 apical.
+    max_roots : refuse more connected pieces (roots) than this (default 1: one tree, as
+        simulators need); ``None`` allows a forest. Join pieces first
+        (:func:`mogen.skeleton.skeletonize` always yields one tree).
+    header : comment lines written after mogen's own (without ``#``).
+
+    Refuses, with :class:`SWCError`, anything that is not a forest of rooted trees: parent
+    indices out of range, cycles, more roots than ``max_roots``, non-finite coordinates,
+    non-positive radii. Nodes are written with ids 1..M, parents before children, so the
+    file reads back (:func:`read_swc`) to the same tree.
+
+    Examples
+    --------
+    >>> import tempfile, os
+    >>> path = os.path.join(tempfile.mkdtemp(), "y.swc")
+    >>> nodes = np.array([[0.0, 0, 0], [5, 0, 0], [8, 3, 0], [8, -3, 0]])
+    >>> _ = write_swc(path, nodes, np.array([-1, 0, 1, 1]), np.full(4, 0.5))
+    >>> read_swc(path).nodes[["node_id", "parent_id"]].values.tolist()
+    [[1, -1], [2, 1], [3, 2], [4, 2]]
+    >>> write_swc(path, nodes, np.array([-1, 0, 1, -1]), np.full(4, 0.5))  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    mogen.errors.SWCError: ...y.swc: roots: 2 roots (connected pieces); at most 1 allowed: join the pieces into one tree first
+    >>> write_swc(path, nodes, np.array([-1, 2, 1, 1]), np.full(4, 0.5))  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    mogen.errors.SWCError: ...y.swc: node 1: 3 nodes do not reach a root (their parent links form a cycle)
+    """
+    from mogen import __version__
+
+    path = Path(path)
+    nodes = np.asarray(nodes_um, dtype=np.float64)
+    radii = np.asarray(radii_um, dtype=np.float64)
+    parents = np.asarray(parents)
+    m = len(nodes)
+    if m == 0 or nodes.shape != (m, 3) or radii.shape != (m,) or parents.shape != (m,):
+        raise SWCError(path, "arrays", f"need nodes [M>0, 3], parents [M] and radii [M]; got {nodes.shape}, "
+                                       f"{parents.shape}, {radii.shape}")
+    types = np.broadcast_to(np.asarray(types, dtype=np.int64), (m,))
+    bad = np.flatnonzero(~np.isfinite(nodes).all(1))
+    if len(bad):
+        raise SWCError(path, f"node {bad[0]}", f"non-finite coordinate {nodes[bad[0]].tolist()}")
+    bad = np.flatnonzero(~(np.isfinite(radii) & (radii > 0)))
+    if len(bad):
+        raise SWCError(path, f"node {bad[0]}", f"radius {radii[bad[0]]} (must be a finite number > 0)")
+    order = tree_order(parents, path)
+    n_roots = int((parents < 0).sum())
+    if max_roots is not None and n_roots > max_roots:
+        raise SWCError(path, "roots", f"{n_roots} roots (connected pieces); at most {max_roots} allowed: join the "
+                                      "pieces into one tree first")
+    new_id = np.empty(m, np.int64)
+    new_id[order] = np.arange(1, m + 1)
+    par = parents[order]
+    par_id = np.where(par < 0, -1, new_id[np.maximum(par, 0)])
+    lines = [f"# written by mogen {__version__}: {m} nodes, {n_roots} root{'s' if n_roots != 1 else ''}, µm",
+             *(f"# {h}" for h in header.splitlines() if h.strip()),
+             "# id type x y z radius parent"]
+    x, r, t = nodes[order], radii[order], types[order]
+    lines += [f"{i} {ty} {a:.4f} {b:.4f} {c:.4f} {rad:.4f} {p}" for i, ty, (a, b, c), rad, p in
+              zip(range(1, m + 1), t, x, r, par_id)]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("\n".join(lines) + "\n")
+    return path

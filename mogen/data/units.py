@@ -14,6 +14,10 @@ DEFAULT_SWC_UNITS = "um"
 # A median mesh edge longer than this many units means the mesh is in nm: in µm it would be a
 # neuron drawn with 20 µm triangles, in nm a mesh at 20 nm resolution (finer than EM voxels).
 NM_EDGE_THRESHOLD = 20.0
+# Marching cubes puts two of a vertex's three coordinates on the voxel grid (all three on half
+# voxels for a binary mask); a mesh in µm or nm does not sit on a grid of half units.
+VOXEL_GRID_SHARE = 0.6
+VOXEL_MIN_VERTICES = 100
 
 
 def _ureg():
@@ -57,10 +61,12 @@ def unit_name(unit) -> str:
     return str(unit) if unit is not None else DEFAULT_SWC_UNITS
 
 
-def guess_mesh_units(vertices: np.ndarray, faces: np.ndarray) -> tuple[str, str]:
+def guess_mesh_units(vertices: np.ndarray, faces: np.ndarray) -> tuple[str | None, str]:
     """Guess a mesh's units from its median edge length.
 
-    Returns ``(unit, reason)``.
+    Returns ``(unit, reason)``; unit ``None`` when the mesh looks like voxel coordinates (a
+    median edge of at most ``NM_EDGE_THRESHOLD`` and most vertex coordinates on a grid of
+    half units, as marching cubes writes them): the voxel size cannot be guessed.
 
     Examples
     --------
@@ -74,4 +80,8 @@ def guess_mesh_units(vertices: np.ndarray, faces: np.ndarray) -> tuple[str, str]
     med = float(np.median(np.linalg.norm(e, axis=-1)))
     if med > NM_EDGE_THRESHOLD:
         return "nm", f"guessed: median edge {med:.3g} > {NM_EDGE_THRESHOLD:g} units, so nm (override with --units)"
+    on_grid = float(np.mean(np.abs(vertices * 2 - np.round(vertices * 2)) < 1e-6)) if len(vertices) >= VOXEL_MIN_VERTICES else 0.0
+    if on_grid >= VOXEL_GRID_SHARE:
+        return None, (f"median edge {med:.3g} units and {on_grid:.0%} of the vertex coordinates on a grid of half "
+                      "units: looks like voxel coordinates (or nm on a fine voxel grid), whose size cannot be guessed")
     return "um", f"guessed: median edge {med:.3g} <= {NM_EDGE_THRESHOLD:g} units, so um (override with --units)"

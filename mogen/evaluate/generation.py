@@ -9,14 +9,20 @@ floors) and PNG plots (``features.png``, ``fragments.png``, ``morphometrics.png`
 ``memorization.png``).
 
 All comparisons happen in unit-ball coordinates: samples stored in µm are divided by their
-``radius_um``, which must equal the dataset's. Metrics (definitions in their modules):
+``radius_um``, which must equal the dataset's. Samples are scored as stored: nothing is
+clipped here (``sample.py --clip-ball`` is recorded in the samples' provenance and shown).
+Metrics (definitions in their modules):
 
 - feature-MMD: MoGen's realism score, :mod:`mogen.metrics.mmd`, on all points, features
-  scaled by the std over training fragments.
+  scaled by the std over training fragments, with its set sizes and its bias floor (what two
+  samples of one distribution score at those sizes, :func:`mogen.metrics.mmd.mmd_floor`).
+- outside the ball: the fraction of points beyond the crop sphere (0 for real fragments).
+- NN ratio: mean nearest-neighbour distance of the set / of the reference (1 is right; well
+  below 1 means clumped points, strings of beads instead of surfaces).
 - 1-NNA / COV / MMD with Chamfer (CD, squared distances) and exact EMD (Euclidean), PointFlow
   protocol, :mod:`mogen.metrics.pointcloud`, on random point subsamples (``--cd-points``,
   ``--emd-points``); EMD on the first ``--emd-n`` clouds of each set.
-- morphometrics (cable, branch points, leaves, caliber, tortuosity; W1 and KS),
+- morphometrics (cable, branch points, leaves, caliber, tortuosity; W1, KS and means),
   :mod:`mogen.metrics.morphometrics`, on ``--morph-n`` clouds.
 - memorisation (nearest-train vs nearest-held-out CD, copies), :mod:`mogen.metrics.memorization`,
   on ``--mem-n`` clouds.
@@ -24,15 +30,21 @@ All comparisons happen in unit-ball coordinates: samples stored in µm are divid
 Generated and reference sets are of equal size: ``n = min(--n, samples, reference fragments)``,
 each drawn at random (``--seed``). With ``--cache DIR`` the reference-side work and the
 baseline rows are kept, so scoring the next checkpoint's samples only scores that set.
+
+Samples conditioned on the split they are scored against (``sample.py --cond DATASET:test``)
+carry that split's centroids, covariances and leaf counts: the report then carries a loud
+warning (``report.json``: ``warnings``, ``samples.conditioned_on_reference``).
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import datetime
 import json
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -44,13 +56,78 @@ from mogen.errors import UsageError
 from mogen.metrics.features import FEATURE_NAMES, cloud_features
 from mogen.samples import read_samples
 from mogen.metrics.memorization import memorization, nearest_chamfer
-from mogen.metrics.mmd import feature_scale, mmd_rbf
+from mogen.metrics.mmd import feature_scale, mmd_floor, mmd_rbf
 from mogen.metrics.morphometrics import MORPH_NAMES, compare_morphometrics, morphometrics
-from mogen.metrics.pointcloud import chamfer_matrix, emd_matrix, pointflow_metrics, subsample
+from mogen.metrics.pointcloud import chamfer_matrix, emd_matrix, outside_ball, pointflow_metrics, subsample
 
-CACHE_FORMAT = 2  # bump when the cached scorer state or row layout changes
+CACHE_FORMAT = 3  # bump when the cached scorer state or row layout changes
+NN_FEATURE = FEATURE_NAMES.index("nn_mean")
 
 DESCRIPTION = __doc__
+
+
+@dataclass(frozen=True)
+class Settings:
+    """How sets are scored (everything the reference-side work and baseline rows depend on)."""
+
+    n: int = 1000  # clouds per set (capped by the samples and the reference split)
+    cd_points: int = 128
+    emd_n: int = 64
+    emd_points: int = 128
+    morph_n: int = 300
+    mem_n: int = 200
+    train_n: int = 5000
+    sigma: float = 10.0
+    voxel_um: float = 1.0
+    prune_um: float = 2.0
+    copy_quantile: float = 0.01
+    jitter: float = 0.01
+    seed: int = 0
+    radius_um: float = 1.0  # crop radius of the dataset (set from its manifest)
+
+
+@dataclass(frozen=True)
+class Request:
+    """What to score, against what, and where the report goes."""
+
+    reference: Path
+    out: Path
+    samples: Path | None = None
+    split: str = "test"
+    train_split: str = "train"
+    baselines: bool = False
+    force: bool = False
+    allow_overlap: bool = False
+    allow_foreign: bool = False
+    cache: Path | None = None
+    threads: int = 0
+
+
+def settings_from_args(args) -> tuple[Request, Settings]:
+    """The two settings records of parsed command-line arguments (``args`` is not changed)."""
+    request = Request(reference=args.reference, out=args.out, samples=args.samples, split=args.split,
+                      train_split=args.train_split, baselines=args.baselines, force=args.force,
+                      allow_overlap=args.allow_overlap, allow_foreign=args.allow_foreign_generator,
+                      cache=args.cache, threads=args.threads)
+    fields = {f.name for f in dataclasses.fields(Settings)} - {"radius_um"}
+    return request, Settings(**{k: getattr(args, k) for k in fields})
+
+
+def check_request(request: Request, settings: Settings) -> None:
+    """Argument errors, before any work."""
+    if request.samples is None and not request.baselines:
+        raise UsageError("nothing to score: give --samples and/or --baselines")
+    out = request.out
+    if out.exists() and (not out.is_dir() or any(out.iterdir())) and not request.force:
+        raise UsageError(f"{out} exists and is not empty; choose a new --out or pass --force")
+    for name in ("n", "cd_points", "emd_points", "train_n"):
+        if getattr(settings, name) < 2:
+            raise UsageError(f"--{name.replace('_', '-')} must be at least 2, got {getattr(settings, name)}")
+    for name in ("emd_n", "morph_n", "mem_n"):
+        if getattr(settings, name) < 0:
+            raise UsageError(f"--{name.replace('_', '-')} must be >= 0, got {getattr(settings, name)}")
+    if not settings.sigma > 0:
+        raise UsageError(f"--sigma must be positive, got {settings.sigma}")
 
 
 # ----------------------------------------------------------------------------- inputs
@@ -66,49 +143,107 @@ def load_samples(path: Path, dataset_dir: Path, split: str, manifest: dict, allo
     samples = read_samples(path, radius_um=float(manifest["radius_um"]),
                            points_per_cloud=int(manifest["points_per_fragment"]))
     meta = dict(samples.provenance)
+    meta["path"] = str(path)
     meta["leak_check"] = check_generator(meta, dataset_dir, held_out=(split,), allow_overlap=allow_overlap,
                                          allow_foreign=allow_foreign, what=f"the generator behind {path}")
-    cond_split = meta.get("cond_split") or meta.get("source_split")
-    meta["conditioned_on_reference"] = bool(meta["leak_check"]["same_dataset"] and cond_split == split)
+    meta["conditioned_on_reference"] = conditioned_on(meta, split)
     if meta["conditioned_on_reference"]:
-        log(f"WARNING: {path} was conditioned on the {split!r} split it is now scored against (its conditions "
-            "carry that split's centroids, covariances and leaf counts): scores are optimistic. Sample with "
-            "--cond DATASET:train or --cond none for an honest score.")
+        log(f"WARNING: {conditioning_warning(meta, split)}")
     return samples.points_unit, meta
+
+
+def conditioned_on(provenance: dict, split: str) -> bool:
+    """Whether samples took conditions or noise moments from ``split`` of the dataset they are scored on."""
+    same = provenance.get("leak_check", {}).get("same_dataset", True)
+    used = {provenance.get("cond_split"), provenance.get("source_split")}
+    return bool(same and split in used)
+
+
+def conditioning_warning(provenance: dict, split: str) -> str:
+    return (f"{provenance.get('path', 'the samples')} were conditioned on the {split!r} split they are scored "
+            "against (their conditions or noise moments carry that split's centroids, covariances and leaf "
+            "counts): scores are optimistic. Sample with --cond DATASET:train or --cond none for an honest score.")
+
+
+@dataclass
+class ReferenceSets:
+    """The clouds a report compares with: ``reference`` (n held-out), ``train`` (a random subset)."""
+
+    reference: np.ndarray
+    train: np.ndarray
+    manifest: dict
+    neurons: list
+    fragments: int  # in the reference split
+    train_fragments: int  # in the train split
+
+
+def load_reference(request: Request, settings: Settings) -> ReferenceSets:
+    """Open both splits and draw the training subset (the reference rows are drawn once n is known)."""
+    ref_split = read_split(request.reference, request.split)
+    train_split = read_split(request.reference, request.train_split)
+    if len(ref_split) < 2:
+        raise UsageError(f"split {request.split!r} of {request.reference} has {len(ref_split)} fragments; need >= 2")
+    if len(train_split) < 2:
+        raise UsageError(f"split {request.train_split!r} of {request.reference} has {len(train_split)} fragments; need >= 2")
+    idx = np.sort(np.random.default_rng(settings.seed + 1).permutation(len(train_split))[: settings.train_n])
+    train = np.asarray(train_split.points[idx], dtype=np.float32)
+    return ReferenceSets(ref_split.points, train, ref_split.manifest, ref_split.neurons, len(ref_split), len(train_split))
+
+
+def draw_reference(points, n: int, seed: int) -> np.ndarray:
+    """``n`` random fragments in random order (subsets take the first rows)."""
+    rng = np.random.default_rng(seed)
+    reference = np.asarray(points[np.sort(rng.permutation(len(points))[:n])], dtype=np.float32)
+    rng.shuffle(reference)
+    return reference
 
 
 # ----------------------------------------------------------------------------- scoring
 
 
 class Scorer:
-    """Holds everything computed once for the reference set; ``score(clouds)`` does one row."""
+    """Holds everything computed once for the reference set; ``score(clouds)`` does one row.
 
-    STATE = ("ref_features", "train_features", "scale", "ref_cd", "d_rr", "ref_emd", "e_rr", "ref_morph", "heldout_to_train")
+    ``reference`` [n, N, 3] and ``train`` [t, N, 3] are unit-ball clouds; ``settings`` says how
+    to score (:class:`Settings`). ``metrics`` narrows what is computed (``bench/quality.py``
+    skips EMD and memorisation): any of ``"cd"``, ``"emd"``, ``"morph"``, ``"mem"``.
+    """
 
-    def __init__(self, reference, train, args, log, state: dict | None = None):
-        self.args, self.log = args, log
+    STATE = ("ref_features", "train_features", "scale", "floor_kernel", "ref_cd", "d_rr", "ref_emd", "e_rr",
+             "ref_morph", "heldout_to_train")
+    METRICS = ("cd", "emd", "morph", "mem")
+
+    def __init__(self, reference, train, settings: Settings, log=None, state: dict | None = None,
+                 metrics: tuple[str, ...] = METRICS, progress: bool = True):
+        self.settings, self.log, self.metrics, self.progress = settings, log or (lambda msg: None), metrics, progress
         self.timings: dict[str, float] = {}
         self.reference, self.train = reference, train
         if state is not None:
             self.__dict__.update({k: state[k] for k in self.STATE})
             return
-        self.ref_features = self._timed("features: reference", cloud_features, reference, progress=True)
-        self.train_features = self._timed("features: train", cloud_features, train, progress=True)
+        s, p = settings, progress
+        self.ref_features = self._timed("features: reference", cloud_features, reference, progress=p)
+        self.train_features = self._timed("features: train", cloud_features, train, progress=p)
         self.scale = feature_scale(self.train_features)
-        self.ref_cd = subsample(reference, args.cd_points, seed=args.seed)
-        self.d_rr = self._timed("chamfer: reference", chamfer_matrix, self.ref_cd, progress=True, desc="CD ref-ref")
-        m = min(args.emd_n, len(reference))
-        self.ref_emd = subsample(reference[:m], args.emd_points, seed=args.seed).numpy()
-        self.e_rr = self._timed("EMD: reference", emd_matrix, self.ref_emd, progress=True, desc="EMD ref-ref") if m else None
-        self.ref_morph = self._timed(
-            "morphometrics: reference", morphometrics, reference[: args.morph_n], args.radius_um, progress=True
-        )
-        k = min(args.mem_n, len(reference))
-        self.heldout_to_train = self._timed(
-            "memorisation: held-out vs train", nearest_chamfer, reference[:k], train,
-            points=args.cd_points, query_features=self.ref_features[:k], pool_features=self.train_features,
-            progress=True, desc="held-out vs train",
-        )
+        self.floor_kernel = mmd_floor(1, 1, self.ref_features / self.scale, s.sigma) / 2000.0  # 1 - E k(x, x')
+        self.ref_cd = self.d_rr = self.ref_emd = self.e_rr = self.ref_morph = self.heldout_to_train = None
+        if "cd" in metrics:
+            self.ref_cd = subsample(reference, s.cd_points, seed=s.seed)
+            self.d_rr = self._timed("chamfer: reference", chamfer_matrix, self.ref_cd, progress=p, desc="CD ref-ref")
+        m = min(s.emd_n, len(reference))
+        if "emd" in metrics and m:
+            self.ref_emd = subsample(reference[:m], s.emd_points, seed=s.seed).numpy()
+            self.e_rr = self._timed("EMD: reference", emd_matrix, self.ref_emd, progress=p, desc="EMD ref-ref")
+        if "morph" in metrics and s.morph_n:
+            self.ref_morph = self._timed("morphometrics: reference", morphometrics, reference[: s.morph_n],
+                                         s.radius_um, s.voxel_um, s.prune_um, progress=p)
+        k = min(s.mem_n, len(reference))
+        if "mem" in metrics and k:
+            self.heldout_to_train = self._timed(
+                "memorisation: held-out vs train", nearest_chamfer, reference[:k], train,
+                points=s.cd_points, query_features=self.ref_features[:k], pool_features=self.train_features,
+                progress=p, desc="held-out vs train",
+            )
 
     def state(self) -> dict:
         return {k: getattr(self, k) for k in self.STATE}
@@ -121,37 +256,61 @@ class Scorer:
         return out
 
     def score(self, label: str, clouds: np.ndarray, check_memorization: bool = True) -> dict:
-        a = self.args
-        row: dict = {"n": len(clouds)}
+        """One row: every metric of ``clouds`` against the reference (see the module docstring)."""
+        s, p = self.settings, self.progress
+        n, m = len(clouds), len(self.reference)
+        row: dict = {"n": n, "m": m}
         t0 = time.perf_counter()
-        feats = self._timed(f"features: {label}", cloud_features, clouds, progress=True)
-        row["feature_mmd"] = 1000.0 * mmd_rbf(feats / self.scale, self.ref_features / self.scale, a.sigma)
+        feats = self._timed(f"features: {label}", cloud_features, clouds, progress=p)
+        row["feature_mmd"] = 1000.0 * mmd_rbf(feats / self.scale, self.ref_features / self.scale, s.sigma)
+        row["mmd_floor"] = 1000.0 * (1.0 / n + 1.0 / m) * self.floor_kernel
         row["features_mean"] = dict(zip(FEATURE_NAMES, feats.mean(0).tolist()))
-        t1 = time.perf_counter()
-        cd = subsample(clouds, a.cd_points, seed=a.seed + 7)
-        d_gg = self._timed(f"chamfer: {label}", chamfer_matrix, cd, progress=True, desc=f"CD {label}")
-        d_gr = self._timed(f"chamfer: {label}", chamfer_matrix, cd, self.ref_cd, progress=True, desc=f"CD {label}-ref")
-        row["cd"] = pointflow_metrics(d_gr, d_gg, self.d_rr)
+        row["nn_ratio"] = float(feats[:, NN_FEATURE].mean() / self.ref_features[:, NN_FEATURE].mean())
+        out = outside_ball(clouds)
+        row["outside_ball"] = float(out.mean())
+        row["outside_1.2"] = float(outside_ball(clouds, 1.2).mean())
+        row["clouds_with_outside_points"] = float((out > 0).mean())
+        if self.d_rr is not None:
+            cd = subsample(clouds, s.cd_points, seed=s.seed + 7)
+            d_gg = self._timed(f"chamfer: {label}", chamfer_matrix, cd, progress=p, desc=f"CD {label}")
+            d_gr = self._timed(f"chamfer: {label}", chamfer_matrix, cd, self.ref_cd, progress=p, desc=f"CD {label}-ref")
+            row["cd"] = pointflow_metrics(d_gr, d_gg, self.d_rr)
         row["seconds_feature_mmd_and_cd"] = time.perf_counter() - t0
-        row["seconds_cd"] = time.perf_counter() - t1
         if self.e_rr is not None:
-            ge = subsample(clouds[: len(self.ref_emd)], a.emd_points, seed=a.seed + 7).numpy()
-            e_gg = self._timed(f"EMD: {label}", emd_matrix, ge, progress=True, desc=f"EMD {label}")
-            e_gr = self._timed(f"EMD: {label}", emd_matrix, ge, self.ref_emd, progress=True, desc=f"EMD {label}-ref")
+            ge = subsample(clouds[: len(self.ref_emd)], s.emd_points, seed=s.seed + 7).numpy()
+            e_gg = self._timed(f"EMD: {label}", emd_matrix, ge, progress=p, desc=f"EMD {label}")
+            e_gr = self._timed(f"EMD: {label}", emd_matrix, ge, self.ref_emd, progress=p, desc=f"EMD {label}-ref")
             row["emd"] = pointflow_metrics(e_gr, e_gg, self.e_rr)
-        morph = self._timed(f"morphometrics: {label}", morphometrics, clouds[: a.morph_n], a.radius_um, progress=True)
-        row["morphometrics"] = compare_morphometrics(morph, self.ref_morph)
-        row["morph_ks_mean"] = float(np.mean([v["KS"] for v in row["morphometrics"].values()]))
-        if check_memorization:
+        if self.ref_morph is not None:
+            morph = self._timed(f"morphometrics: {label}", morphometrics, clouds[: s.morph_n], s.radius_um,
+                                s.voxel_um, s.prune_um, progress=p)
+            row["morphometrics"] = compare_morphometrics(morph, self.ref_morph)
+            row["morph_ks_mean"] = float(np.mean([v["KS"] for v in row["morphometrics"].values()]))
+            row["_morph"] = morph
+        if check_memorization and self.heldout_to_train is not None:
             mem = self._timed(
-                f"memorisation: {label}", memorization, clouds[: a.mem_n], self.train, self.reference,
-                points=a.cd_points, heldout_to_train=self.heldout_to_train, progress=True,
-                features={"generated": feats[: a.mem_n], "train": self.train_features, "heldout": self.ref_features},
+                f"memorisation: {label}", memorization, clouds[: s.mem_n], self.train, self.reference,
+                points=s.cd_points, heldout_to_train=self.heldout_to_train, progress=p,
+                features={"generated": feats[: s.mem_n], "train": self.train_features, "heldout": self.ref_features},
             )
             row["memorization"] = {k: v for k, v in mem.items() if np.ndim(v) == 0}
             row["_ratio"] = mem["ratio"]
-        row["_features"], row["_morph"] = feats, morph
+        row["_features"] = feats
         return row
+
+
+def score_sets(scorer: Scorer, sets: dict[str, tuple[str, np.ndarray]], cached_rows: dict, log) -> dict:
+    """Score each ``{key: (label, clouds)}``; rows of keys in ``cached_rows`` are reused."""
+    rows = {}
+    for key, (label, clouds) in sets.items():
+        if key in cached_rows:  # baselines are deterministic given the cache key
+            row = dict(cached_rows[key])
+        else:
+            log(f"scoring {label}")
+            row = scorer.score(label, clouds, check_memorization=key != "real_train")
+        row["label"], row["_clouds"] = label, clouds
+        rows[key] = row
+    return rows
 
 
 # ----------------------------------------------------------------------------- report
@@ -165,63 +324,84 @@ def _first_mem(rows: dict):
     return next((r["memorization"] for r in rows.values() if r.get("memorization")), None)
 
 
+PROVENANCE_SHOWN = ("checkpoint", "pretrained", "step", "source", "source_split", "cond", "cond_split", "cond_groups",
+                    "solver", "steps", "nfe", "grid", "guidance", "clip_ball", "seed")
+
+
+def provenance_line(meta: dict) -> str:
+    """The samples' provenance as one line of ``key value`` pairs (unknown keys shown as ``?``)."""
+    if not meta.get("path"):
+        return "Samples: none (baselines only)."
+    shown = ", ".join(f"{k} {meta.get(k, '?')}" for k in PROVENANCE_SHOWN if k in meta or k in ("clip_ball", "cond_split"))
+    return f"Samples: `{meta['path']}` ({shown})."
+
+
 def markdown(report: dict) -> str:
     rows = report["rows"]
     s = report["settings"]
-    lines = [
-        "# mogen generation report",
+    ref = report["reference"]
+    lines = ["# mogen generation report", ""]
+    for w in report.get("warnings", []):
+        lines += [f"> **WARNING: {w}**", ""]
+    lines += [
+        f"Reference: `{ref['dir']}` split `{ref['split']}` (neurons {', '.join(ref['neurons'])}; "
+        f"{ref['fragments']} fragments). n = {s['n']} clouds per set, {ref['points_per_fragment']} points, "
+        f"R = {s['radius_um']} µm.",
         "",
-        f"Reference: `{report['reference']['dir']}` split `{report['reference']['split']}` "
-        f"(neurons {', '.join(report['reference']['neurons'])}; {report['reference']['fragments']} fragments). "
-        f"n = {s['n']} clouds per set, {report['reference']['points_per_fragment']} points, "
-        f"R = {s['radius_um']} µm. Samples: `{report['samples'].get('path', '-')}`"
-        + (f" ({report['samples'].get('solver', '?')}, {report['samples'].get('steps', '?')} steps, "
-           f"guidance {report['samples'].get('guidance', '?')})" if report["samples"].get("path") else ""),
+        provenance_line(report["samples"]),
         "",
-        "| set | feature-MMD ×1000 ↓ | 1-NNA-CD (→50%) | COV-CD ↑ | MMD-CD ×10³ ↓ | 1-NNA-EMD (→50%) | COV-EMD ↑ | MMD-EMD ×10² ↓ | morph KS ↓ | train/held-out CD ratio | copies |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        "| set | feature-MMD ×1000 ↓ [floor] | outside ball ↓ | NN ratio (→1) | 1-NNA-CD (→50%) | COV-CD ↑ | MMD-CD ×10³ ↓ "
+        "| 1-NNA-EMD (→50%) | COV-EMD ↑ | MMD-EMD ×10² ↓ | morph KS ↓ | train/held-out CD ratio | copies |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
-    for name, r in rows.items():
-        emd = r.get("emd")
-        mem = r.get("memorization")
-        lines.append(
-            "| " + " | ".join([
-                r["label"],
-                f"{r['feature_mmd']:.2f}",
-                _pct(r["cd"]["1-NNA"]),
-                _pct(r["cd"]["COV"]),
-                f"{1e3 * r['cd']['MMD']:.2f}",
-                _pct(emd["1-NNA"]) if emd else "–",
-                _pct(emd["COV"]) if emd else "–",
-                f"{1e2 * emd['MMD']:.3f}" if emd else "–",
-                f"{r['morph_ks_mean']:.3f}",
-                f"{mem['ratio_median']:.2f} [{mem['ratio_p10']:.2f}, {mem['ratio_p90']:.2f}]" if mem else "(is training data)",
-                f"{mem['copies']}/{min(s['mem_n'], r['n'])}" if mem else "–",
-            ]) + " |"
-        )
-    lines += ["", "Morphometrics, mean per set (reference: "
-              + ", ".join(f"{k} {v['mean_reference']:.3g}" for k, v in next(iter(rows.values()))["morphometrics"].items())
-              + "), W1 to the reference in brackets:", "",
-              "| set | " + " | ".join(MORPH_NAMES) + " |", "|---" * (len(MORPH_NAMES) + 1) + "|"]
     for r in rows.values():
-        m = r["morphometrics"]
-        lines.append("| " + r["label"] + " | " + " | ".join(f"{m[k]['mean_generated']:.3g} ({m[k]['W1']:.2g})" for k in MORPH_NAMES) + " |")
+        emd, mem, cd = r.get("emd"), r.get("memorization"), r.get("cd")
+        lines.append("| " + " | ".join([
+            r["label"],
+            f"{r['feature_mmd']:.2f} [{r['mmd_floor']:.2f}]",
+            _pct(r["outside_ball"]),
+            f"{r['nn_ratio']:.2f}",
+            _pct(cd["1-NNA"]) if cd else "–",
+            _pct(cd["COV"]) if cd else "–",
+            f"{1e3 * cd['MMD']:.2f}" if cd else "–",
+            _pct(emd["1-NNA"]) if emd else "–",
+            _pct(emd["COV"]) if emd else "–",
+            f"{1e2 * emd['MMD']:.3f}" if emd else "–",
+            f"{r['morph_ks_mean']:.3f}" if "morph_ks_mean" in r else "–",
+            f"{mem['ratio_median']:.2f} [{mem['ratio_p10']:.2f}, {mem['ratio_p90']:.2f}]" if mem else "(is training data)",
+            f"{mem['copies']}/{min(s['mem_n'], r['n'])}" if mem else "–",
+        ]) + " |")
+    morph_rows = [r for r in rows.values() if "morphometrics" in r]
+    if morph_rows:
+        first = morph_rows[0]["morphometrics"]
+        lines += ["", "Morphometrics, mean per set (reference: "
+                  + ", ".join(f"{k} {v['mean_reference']:.3g}" for k, v in first.items())
+                  + "), W1 to the reference in brackets:", "",
+                  "| set | " + " | ".join(MORPH_NAMES) + " |", "|---" * (len(MORPH_NAMES) + 1) + "|"]
+        for r in morph_rows:
+            m = r["morphometrics"]
+            lines.append("| " + r["label"] + " | "
+                         + " | ".join(f"{m[k]['mean_generated']:.3g} ({m[k]['W1']:.2g})" for k in MORPH_NAMES) + " |")
+    mem = _first_mem(rows)
     lines += [
         "",
         "How to read it: a generator is interesting between the floors (blob, cylinder) and the "
-        "real-train row, which is what real data from other neurons scores. 1-NNA far below 50% or "
-        "copies above the real-data rate mean samples sit on training fragments (the memoriser row shows "
-        "how that looks). Fragments of one neuron overlap, so held-out fragments are each other's nearest "
-        "neighbours and even real data scores 1-NNA well above 50%: compare with the real-train row.",
+        "real-train row, which is what real data from other neurons scores. The feature-MMD floor in brackets is "
+        "what two samples of one distribution score at these set sizes: differences near it mean nothing. "
+        "Real fragments have no point outside the ball and an NN ratio of about 1. "
+        "1-NNA far below 50% or copies above the real-data rate mean samples sit on training fragments (the "
+        "memoriser row shows how that looks). Fragments of one neuron overlap, so held-out fragments are each "
+        "other's nearest neighbours and even real data scores 1-NNA well above 50%: compare with the real-train row.",
         "",
         f"Definitions: feature-MMD = 1000 × biased squared MMD, RBF σ = {s['sigma']}, 10 MoGen shape features "
-        f"on all points scaled by their std over {report['reference']['train_fragments_used']} training fragments (MoGen reports 3.54). "
+        f"on all points scaled by their std over {ref['train_fragments_used']} training fragments (MoGen reports 3.54); "
+        "floor = 1000 (1/n + 1/m)(1 - mean kernel between reference fragments). "
         f"CD uses squared distances on {s['cd_points']} random points per cloud; EMD is exact (Euclidean, "
         f"mean over matched pairs) on {s['emd_points']} points for the first {s['emd_n']} clouds of each set; "
         f"morphometrics on {s['morph_n']} clouds (voxel {s['voxel_um']} µm, prune {s['prune_um']} µm); memorisation on "
-        f"{s['mem_n']} clouds against {report['reference']['train_fragments_used']} training fragments, exact full-resolution CD, copy = nearest-train CD < "
-        f"the {100 * s['copy_quantile']:g}% quantile of the real held-out→train CDs"
-        + (f" (the rule flags {_pct(_first_mem(rows)['real_flagged_fraction'])} of real held-out fragments)" if _first_mem(rows) else "")
+        f"{s['mem_n']} clouds against {ref['train_fragments_used']} training fragments, exact full-resolution CD, "
+        f"copy = nearest-train CD < the {100 * s['copy_quantile']:g}% quantile of the real held-out→train CDs"
+        + (f" (the rule flags {_pct(mem['real_flagged_fraction'])} of real held-out fragments)" if mem else "")
         + ". Ratio: median [p10, p90].",
         "",
         f"Timing: {report['timings']['total_s']:.0f} s total; feature-MMD + 1-NNA-CD for the first set: "
@@ -230,7 +410,7 @@ def markdown(report: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def plots(out: Path, rows: dict, ref_feats, ref_morph, reference, first: str, radius_um: float):
+def plots(out: Path, rows: dict, ref_feats, ref_morph, reference, radius_um: float):
     import matplotlib
 
     matplotlib.use("Agg")
@@ -260,19 +440,22 @@ def plots(out: Path, rows: dict, ref_feats, ref_morph, reference, first: str, ra
 
     hist_grid("features.png", FEATURE_NAMES, ref_feats, {r["label"]: r["_features"] for r in rows.values()},
               "MoGen shape features (unit-ball units)")
-    hist_grid("morphometrics.png", MORPH_NAMES, ref_morph, {r["label"]: r["_morph"] for r in rows.values()},
-              "Morphometrics of skeletonised fragments")
+    if ref_morph is not None:
+        hist_grid("morphometrics.png", MORPH_NAMES, ref_morph, {r["label"]: r["_morph"] for r in rows.values() if "_morph" in r},
+                  "Morphometrics of skeletonised fragments")
 
     # fragments: reference on top, then each set; each cloud seen along its smallest principal axis
     sets = [("reference (held-out)", reference)] + [(r["label"], r["_clouds"]) for r in rows.values()]
     k = 6
     fig, axes = plt.subplots(len(sets), k, figsize=(1.9 * k, 2.0 * len(sets)))
     axes = np.atleast_2d(axes)
+    circle = np.linspace(0, 2 * np.pi, 100)
     for i, (label, clouds) in enumerate(sets):
         for j in range(k):
             ax = axes[i, j]
             ax.set_xticks([]), ax.set_yticks([])
-            ax.set_xlim(-1, 1), ax.set_ylim(-1, 1), ax.set_aspect("equal")
+            ax.set_xlim(-1.1, 1.1), ax.set_ylim(-1.1, 1.1), ax.set_aspect("equal")
+            ax.plot(np.cos(circle), np.sin(circle), color="0.8", lw=0.5)  # the crop sphere's outline
             if j >= len(clouds):
                 continue
             x = np.asarray(clouds[j], dtype=np.float64)
@@ -286,31 +469,30 @@ def plots(out: Path, rows: dict, ref_feats, ref_morph, reference, first: str, ra
     fig.savefig(out / "fragments.png", dpi=110)
     plt.close(fig)
 
-    fig, ax = plt.subplots(figsize=(6, 3.5))
-    for c, r in zip(colors, rows.values()):
-        if "_ratio" in r:
-            ax.hist(np.log10(np.maximum(r["_ratio"], 1e-6)), 40, histtype="step", lw=1.5, color=c, label=r["label"])
-    ax.axvline(0, color="k", lw=0.8)
-    ax.set_xlabel("log10(nearest-train CD / nearest-held-out CD)")
-    ax.set_ylabel("clouds")
-    ax.legend(fontsize=7)
-    ax.set_title("Memorisation: < 0 means closer to training than to held-out data")
-    fig.tight_layout()
-    fig.savefig(out / "memorization.png", dpi=110)
-    plt.close(fig)
+    if any("_ratio" in r for r in rows.values()):
+        fig, ax = plt.subplots(figsize=(6, 3.5))
+        for c, r in zip(colors, rows.values()):
+            if "_ratio" in r:
+                ax.hist(np.log10(np.maximum(r["_ratio"], 1e-6)), 40, histtype="step", lw=1.5, color=c, label=r["label"])
+        ax.axvline(0, color="k", lw=0.8)
+        ax.set_xlabel("log10(nearest-train CD / nearest-held-out CD)")
+        ax.set_ylabel("clouds")
+        ax.legend(fontsize=7)
+        ax.set_title("Memorisation: < 0 means closer to training than to held-out data")
+        fig.tight_layout()
+        fig.savefig(out / "memorization.png", dpi=110)
+        plt.close(fig)
 
 
-def _cache_key(args, manifest: dict) -> str:
+def _cache_key(request: Request, settings: Settings, manifest: dict) -> str:
     """What the reference-side work and the baseline rows depend on."""
     import hashlib
 
     from mogen import __version__
 
-    settings = ("reference", "split", "train_split", "n", "cd_points", "emd_n", "emd_points", "morph_n",
-                "mem_n", "train_n", "sigma", "voxel_um", "prune_um", "copy_quantile", "jitter", "seed")
-    payload = {k: str(getattr(args, k)) for k in settings}
-    payload["manifest"] = manifest
-    payload["version"] = f"{__version__}/{CACHE_FORMAT}"
+    payload = {k: str(v) for k, v in dataclasses.asdict(settings).items()}
+    payload.update(reference=str(request.reference), split=request.split, train_split=request.train_split,
+                   manifest=manifest, version=f"{__version__}/{CACHE_FORMAT}")
     return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
@@ -321,6 +503,8 @@ def _jsonable(obj):
         return [_jsonable(v) for v in obj]
     if isinstance(obj, (np.generic,)):
         return obj.item()
+    if isinstance(obj, Path):
+        return str(obj)
     return obj
 
 
@@ -328,103 +512,82 @@ def _jsonable(obj):
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
+    d = Settings()
     p.add_argument("--samples", type=Path, help="samples.npz written by sample.py (omit to score --baselines only)")
     p.add_argument("--reference", type=Path, required=True, help="dataset directory (manifest.json + splits)")
     p.add_argument("--split", default="test", help="held-out split to compare with")
     p.add_argument("--train-split", default="train", help="split the generator was trained on (feature scale, memorisation, baselines)")
-    p.add_argument("--n", type=int, default=1000, help="clouds per set (capped by the samples and the reference split)")
+    p.add_argument("--n", type=int, default=d.n, help="clouds per set (capped by the samples and the reference split)")
     p.add_argument("--out", type=Path, required=True, help="report directory (must be empty or new, unless --force)")
     p.add_argument("--force", action="store_true", help="write into a non-empty --out, replacing report files")
     p.add_argument("--baselines", action="store_true", help="also score real train fragments, a memoriser and two floors")
-    p.add_argument("--cd-points", type=int, default=128, help="random points per cloud for the Chamfer matrices")
-    p.add_argument("--emd-n", type=int, default=64, help="clouds per set for the EMD metrics (0: skip EMD)")
-    p.add_argument("--emd-points", type=int, default=128, help="random points per cloud for EMD (exact assignment, O(P^3))")
-    p.add_argument("--morph-n", type=int, default=300, help="clouds per set for morphometrics")
-    p.add_argument("--mem-n", type=int, default=200, help="clouds per set for the memorisation check")
-    p.add_argument("--train-n", type=int, default=5000,
+    p.add_argument("--cd-points", type=int, default=d.cd_points, help="random points per cloud for the Chamfer matrices")
+    p.add_argument("--emd-n", type=int, default=d.emd_n, help="clouds per set for the EMD metrics (0: skip EMD)")
+    p.add_argument("--emd-points", type=int, default=d.emd_points, help="random points per cloud for EMD (exact assignment, O(P^3))")
+    p.add_argument("--morph-n", type=int, default=d.morph_n, help="clouds per set for morphometrics")
+    p.add_argument("--mem-n", type=int, default=d.mem_n, help="clouds per set for the memorisation check")
+    p.add_argument("--train-n", type=int, default=d.train_n,
                    help="training fragments used (random subset): feature-MMD scale, memorisation pool, baselines")
-    p.add_argument("--sigma", type=float, default=10.0, help="RBF bandwidth of feature-MMD (MoGen: 10)")
-    p.add_argument("--voxel-um", type=float, default=1.0, help="skeletonisation voxel (µm)")
-    p.add_argument("--prune-um", type=float, default=2.0, help="prune terminal skeleton branches shorter than this (µm)")
-    p.add_argument("--copy-quantile", type=float, default=0.01,
+    p.add_argument("--sigma", type=float, default=d.sigma, help="RBF bandwidth of feature-MMD (MoGen: 10)")
+    p.add_argument("--voxel-um", type=float, default=d.voxel_um, help="skeletonisation voxel (µm)")
+    p.add_argument("--prune-um", type=float, default=d.prune_um, help="prune terminal skeleton branches shorter than this (µm)")
+    p.add_argument("--copy-quantile", type=float, default=d.copy_quantile,
                    help="copy if nearest-train CD < this quantile of real held-out fragments' nearest-train CDs")
-    p.add_argument("--jitter", type=float, default=0.01, help="memoriser baseline jitter (unit-ball units)")
+    p.add_argument("--jitter", type=float, default=d.jitter, help="memoriser baseline jitter (unit-ball units)")
     p.add_argument("--allow-overlap", action="store_true", help="score even if the generator was trained on reference cells")
     p.add_argument("--allow-foreign-generator", action="store_true",
                    help="score samples of a generator trained on another dataset (cells are then compared by id only)")
     p.add_argument("--cache", type=Path, default=None,
                    help="directory to keep the reference-side work and baseline rows in, so scoring another "
                         "samples file against the same data and settings only scores the new set")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=d.seed)
     p.add_argument("--threads", type=int, default=0, help="torch threads (0: torch default)")
 
 
-def run(args) -> int:
-    t_start = time.perf_counter()
-    log = lambda msg: print(msg, file=sys.stderr, flush=True)  # noqa: E731
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    if args.samples is None and not args.baselines:
-        raise UsageError("nothing to score: give --samples and/or --baselines")
-    out = args.out
-    if out.exists() and (not out.is_dir() or any(out.iterdir())) and not args.force:
-        raise UsageError(f"{out} exists and is not empty; choose a new --out or pass --force")
-    ref_split = read_split(args.reference, args.split)
-    train_split = read_split(args.reference, args.train_split)
-    manifest, ref_all, train_all = ref_split.manifest, ref_split.points, train_split.points
-    train_idx = np.sort(np.random.default_rng(args.seed + 1).permutation(len(train_all))[: args.train_n])
-    train = np.asarray(train_all[train_idx], dtype=np.float32)
-    args.radius_um = float(manifest["radius_um"])
-    ref_neurons = ref_split.neurons
-    if len(ref_all) < 2:
-        raise UsageError(f"split {args.split!r} of {args.reference} has {len(ref_all)} fragments; need >= 2")
-    if len(train) < 2:
-        raise UsageError(f"split {args.train_split!r} of {args.reference} has {len(train)} fragments; need >= 2")
-    samples, meta = (None, {})
-    if args.samples is not None:
-        samples, meta = load_samples(args.samples, args.reference, args.split, manifest, args.allow_overlap,
-                                     args.allow_foreign_generator, log)
-        meta["path"] = str(args.samples)
-    n = min(args.n, len(ref_all), *( [len(samples)] if samples is not None else []))
-    if n < args.n:
-        log(f"note: n = {n} clouds per set (asked {args.n}; reference has {len(ref_all)}"
-            + (f", samples {len(samples)})" if samples is not None else ")"))
-    if n < 2:
-        raise UsageError(f"need at least 2 clouds per set, got n = {n}")
-    args.n = n
-    rng = np.random.default_rng(args.seed)
-    reference = np.asarray(ref_all[np.sort(rng.permutation(len(ref_all))[:n])], dtype=np.float32)
-    rng.shuffle(reference)  # subsets (EMD, morphometrics, memorisation) take the first rows
+def _log(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
 
-    log(f"reference: {args.reference} [{args.split}] n={n}; train fragments used {len(train)} of {len(train_all)}")
+
+def evaluate(request: Request, settings: Settings, log=_log) -> dict:
+    """Score the request's samples and/or baselines; write the report files; return the report."""
+    t_start = time.perf_counter()
+    check_request(request, settings)
+    data = load_reference(request, settings)
+    settings = dataclasses.replace(settings, radius_um=float(data.manifest["radius_um"]))
+    samples, meta = None, {}
+    if request.samples is not None:
+        samples, meta = load_samples(request.samples, request.reference, request.split, data.manifest,
+                                     request.allow_overlap, request.allow_foreign, log)
+    n = min(settings.n, data.fragments, *([len(samples)] if samples is not None else []))
+    if n < settings.n:
+        log(f"note: n = {n} clouds per set (asked {settings.n}; reference has {data.fragments}"
+            + (f", samples {len(samples)})" if samples is not None else ")"))
+    settings = dataclasses.replace(settings, n=n)
+    reference = draw_reference(data.reference, n, settings.seed)
+    log(f"reference: {request.reference} [{request.split}] n={n}; train fragments used {len(data.train)} of "
+        f"{data.train_fragments}")
+
     cache_file = cached = None
-    if args.cache is not None:
-        cache_file = args.cache / f"eval-generation-{_cache_key(args, manifest)}.pt"
+    if request.cache is not None:
+        cache_file = request.cache / f"eval-generation-{_cache_key(request, settings, data.manifest)}.pt"
         if cache_file.is_file():
             cached = torch.load(cache_file, weights_only=False)
             log(f"reusing reference-side work and baseline rows from {cache_file}")
-    scorer = Scorer(reference, train, args, log, state=cached["scorer"] if cached else None)
+    scorer = Scorer(reference, data.train, settings, log, state=cached["scorer"] if cached else None)
     sets: dict[str, tuple[str, np.ndarray]] = {}
     if samples is not None:
-        # random order too: the subsets below take the first rows, and sample.py may write in condition order
-        sets["generated"] = ("generated", samples[rng.permutation(len(samples))[:n]])
-    if args.baselines:
+        # random order too: the subsets take the first rows, and sample.py may write in condition order
+        pick = np.random.default_rng(settings.seed + 2).permutation(len(samples))[:n]
+        label = "generated (clipped to the ball)" if meta.get("clip_ball") else "generated"
+        sets["generated"] = (label, samples[pick])
+    if request.baselines:
         try:
-            baselines = make_baselines(reference, train, n, seed=args.seed, jitter=args.jitter)
+            baselines = make_baselines(reference, data.train, n, seed=settings.seed, jitter=settings.jitter)
         except ValueError as e:
-            raise UsageError(f"{args.reference}: {e}") from None
-        for key, clouds in baselines.items():
-            sets[key] = (BASELINE_LABELS[key], clouds)
-    rows = {}
+            raise UsageError(f"{request.reference}: {e}") from None
+        sets.update({key: (BASELINE_LABELS[key], clouds) for key, clouds in baselines.items()})
     cached_rows = cached["rows"] if cached else {}
-    for key, (label, clouds) in sets.items():
-        if key in cached_rows:  # baselines are deterministic given the cache key
-            row = dict(cached_rows[key])
-        else:
-            log(f"scoring {label}")
-            row = scorer.score(label, clouds, check_memorization=key != "real_train")
-        row["label"], row["_clouds"] = label, clouds
-        rows[key] = row
+    rows = score_sets(scorer, sets, cached_rows, log)
     if cache_file is not None:
         keep = {k: {f: v for f, v in r.items() if f != "_clouds"} for k, r in rows.items() if k != "generated"}
         keep = {**cached_rows, **keep}
@@ -433,26 +596,38 @@ def run(args) -> int:
             torch.save({"scorer": scorer.state(), "rows": keep}, cache_file)
             log(f"cached reference-side work and baseline rows in {cache_file}")
 
+    warnings = [conditioning_warning(meta, request.split)] if meta.get("conditioned_on_reference") else []
+    out = request.out
     out.mkdir(parents=True, exist_ok=True)
     report = {
-        "format": "mogen-eval-generation/1",
+        "format": "mogen-eval-generation/2",
         "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "warnings": warnings,
         "reference": {
-            "dir": str(args.reference), "split": args.split, "neurons": ref_neurons, "fragments": len(ref_all),
-            "points_per_fragment": int(manifest["points_per_fragment"]), "radius_um": args.radius_um,
-            "train_split": args.train_split, "train_fragments": len(train_all), "train_fragments_used": len(train),
+            "dir": str(request.reference), "split": request.split, "neurons": data.neurons, "fragments": data.fragments,
+            "points_per_fragment": int(data.manifest["points_per_fragment"]), "radius_um": settings.radius_um,
+            "train_split": request.train_split, "train_fragments": data.train_fragments,
+            "train_fragments_used": len(data.train),
         },
         "samples": meta,
-        "settings": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items() if k != "func"},
+        "settings": dataclasses.asdict(settings),
         "rows": rows,
-        "timings": {**{k: round(v, 2) for k, v in scorer.timings.items()}, "total_s": time.perf_counter() - t_start},
+        "timings": {k: round(v, 2) for k, v in scorer.timings.items()},
     }
     log("writing plots ...")
-    plots(out, rows, scorer.ref_features, scorer.ref_morph, reference, next(iter(rows)), args.radius_um)
+    plots(out, rows, scorer.ref_features, scorer.ref_morph, reference, settings.radius_um)
     report["timings"]["total_s"] = time.perf_counter() - t_start
     (out / "report.json").write_text(json.dumps(_jsonable(report), indent=1))
     (out / "report.md").write_text(markdown(report))
-    log(f"wrote {out}/report.json, report.md, features.png, fragments.png, morphometrics.png, memorization.png")
+    log(f"wrote {out}/report.json, report.md and plots")
+    return report
+
+
+def run(args) -> int:
+    request, settings = settings_from_args(args)
+    if request.threads:
+        torch.set_num_threads(request.threads)
+    report = evaluate(request, settings)
     print(markdown(report))
     return 0
 

@@ -1,19 +1,10 @@
 """Neuron morphometrics of point-cloud fragments: skeletonise, measure, compare.
 
-A fragment is a sample of a neurite's surface. Its skeleton here is built in three steps,
-all in µm (give ``radius_um`` for unit-ball clouds):
-
-1. **Nodes on the axis**: points are binned on a grid of ``voxel_um`` (default 1 µm) and
-   each occupied voxel gives a node at its points' mean; nodes are then pulled onto the
-   neurite's axis by three mean-shift steps (each node moves to the mean of the cloud's
-   points within ``2 * voxel_um``: for a tube thinner than that, the mean lies on its
-   axis), and nodes closer than ``voxel_um / 2`` are merged. Neurites thicker than about
-   ``2 * voxel_um`` do not collapse to one axis and get spurious branches; ends of the
-   skeleton retract by up to ``2 * voxel_um`` (as with any centre-line method).
-2. **Tree**: the Euclidean minimum spanning tree of the nodes
-   (:func:`mogen.mst.euclidean_mst`).
-3. **Pruning**: terminal branches shorter than ``prune_um`` (default 2 µm) are removed
-   repeatedly; they come from surface roughness, not from real branches.
+A fragment is a sample of a neurite's surface. Its skeleton is the graph of
+:func:`mogen.skeleton.skeleton_graph` (nodes pulled onto the axis by mean shift on a
+``voxel_um`` grid, Euclidean MST, terminal branches shorter than ``prune_um`` pruned; the
+steps and their limits are described in :mod:`mogen.skeleton`), all in µm (give
+``radius_um`` for unit-ball clouds).
 
 Per fragment (``MORPH_NAMES``):
 
@@ -43,107 +34,19 @@ Examples
 
 from __future__ import annotations
 
-from collections import defaultdict
-
 import numpy as np
 from scipy.spatial import cKDTree
 from scipy.stats import ks_2samp, wasserstein_distance
 from tqdm.auto import tqdm
 
 from mogen.metrics.features import as_clouds
-from mogen.mst import euclidean_mst
+from mogen.skeleton import path_length, segments, skeleton_graph
 
 MORPH_NAMES = ("cable_um", "branch_points", "leaves", "caliber_um", "tortuosity")
 
 
-def _voxel_means(x: np.ndarray, voxel: float) -> np.ndarray:
-    keys = np.floor(x / voxel).astype(np.int64)
-    _, inverse, counts = np.unique(keys, axis=0, return_inverse=True, return_counts=True)
-    inverse = inverse.ravel()
-    sums = np.stack([np.bincount(inverse, x[:, d], len(counts)) for d in range(3)], 1)
-    return sums / counts[:, None]
-
-
-def _axis_nodes(x: np.ndarray, voxel: float, steps: int = 3) -> np.ndarray:
-    """Voxel means pulled onto the neurite axis by flat-kernel mean shift, then merged."""
-    nodes = _voxel_means(x, voxel)
-    tree = cKDTree(x)
-    for _ in range(steps):
-        # sparse node-to-point neighbourhoods -> mean of the points near each node
-        near = cKDTree(nodes).sparse_distance_matrix(tree, 2 * voxel, output_type="coo_matrix")
-        count = np.bincount(near.row, minlength=len(nodes))
-        moved = np.stack([np.bincount(near.row, x[near.col, d], len(nodes)) for d in range(3)], 1)
-        has = count > 0
-        nodes[has] = moved[has] / count[has, None]
-    return _voxel_means(nodes, voxel / 2)
-
-
-def _mst_adjacency(nodes: np.ndarray) -> dict[int, dict[int, float]]:
-    adj: dict[int, dict[int, float]] = defaultdict(dict)
-    for i, j, w in zip(*euclidean_mst(nodes)):
-        adj[int(i)][int(j)] = adj[int(j)][int(i)] = float(w)
-    return adj
-
-
-def _segments(adj) -> list[list[int]]:
-    """Unbranched paths of a tree, each from a leaf/branch node to the next one."""
-    ends = {v for v, nb in adj.items() if len(nb) != 2}
-    seen_edges, segments = set(), []
-    for start in ends:
-        for nxt in adj[start]:
-            if (start, nxt) in seen_edges:
-                continue
-            path, prev, cur = [start], start, nxt
-            while True:
-                seen_edges.add((prev, cur))
-                seen_edges.add((cur, prev))
-                path.append(cur)
-                if cur in ends:
-                    break
-                prev, cur = cur, next(v for v in adj[cur] if v != prev)
-            segments.append(path)
-    return segments
-
-
-def _path_length(nodes, path) -> float:
-    return float(np.linalg.norm(np.diff(nodes[path], axis=0), axis=1).sum())
-
-
-def _prune(adj, nodes, prune: float) -> None:
-    """Remove terminal segments shorter than ``prune`` until none is left (in place)."""
-    while True:
-        removed = False
-        for path in _segments(adj):
-            a, b = path[0], path[-1]
-            terminal = (len(adj[a]) == 1) != (len(adj[b]) == 1)  # leaf-to-branch only
-            if not terminal or _path_length(nodes, path) >= prune:
-                continue
-            leaf_first = path if len(adj[a]) == 1 else path[::-1]
-            if len(adj[leaf_first[-1]]) < 3:
-                continue  # an earlier removal this round made it unbranched; next round
-            for u, v in zip(leaf_first[:-1], leaf_first[1:]):
-                adj[u].pop(v, None)
-                adj[v].pop(u, None)
-            for u in leaf_first[:-1]:
-                adj.pop(u, None)
-            removed = True
-        if not removed:
-            return
-
-
-def skeletonize(points_um: np.ndarray, voxel_um: float = 1.0, prune_um: float = 2.0):
-    """Skeleton of one cloud (µm): ``(nodes [V, 3], adjacency {i: {j: length}})``.
-
-    Nodes removed by pruning stay in ``nodes`` but not in the adjacency.
-    """
-    nodes = _axis_nodes(np.asarray(points_um, dtype=np.float64), voxel_um)
-    adj = _mst_adjacency(nodes)
-    _prune(adj, nodes, prune_um)
-    return nodes, adj
-
-
 def _measure(x: np.ndarray, voxel: float, prune: float) -> np.ndarray:
-    nodes, adj = skeletonize(x, voxel, prune)
+    nodes, adj = skeleton_graph(x, voxel, prune)
     if not adj:  # a single blob: no cable
         return np.array([0.0, 0.0, 0.0, float(np.linalg.norm(x - x.mean(0), axis=1).mean()), 1.0])
     deg = np.array([len(nb) for nb in adj.values()])
@@ -157,8 +60,8 @@ def _measure(x: np.ndarray, voxel: float, prune: float) -> np.ndarray:
         samples.append(nodes[i] + t * (nodes[j] - nodes[i]))
     caliber = cKDTree(np.concatenate(samples)).query(x)[0].mean()
     lengths, ratios = [], []
-    for path in _segments(adj):
-        length = _path_length(nodes, path)
+    for path in segments(adj):
+        length = path_length(nodes, path)
         chord = np.linalg.norm(nodes[path[-1]] - nodes[path[0]])
         if length >= prune and chord > 0:
             lengths.append(length)

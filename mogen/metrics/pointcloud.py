@@ -169,6 +169,21 @@ def pointflow_metrics(d_gr, d_gg, d_rr) -> dict:
     }
 
 
+def outside_ball(clouds, radius: float = 1.0) -> np.ndarray:
+    """Per cloud, the fraction of points farther than ``radius`` from the origin (the crop anchor).
+
+    Real fragments are crops of a ball of radius 1 (unit-ball coordinates), so for them it is 0;
+    a generator's stray points show up here, and clipping them onto the sphere would hide them.
+
+    >>> import numpy as np
+    >>> x = np.zeros((2, 4, 3)); x[0, :2, 0] = 1.5
+    >>> outside_ball(x).tolist(), outside_ball(x, 2.0).tolist()
+    ([0.5, 0.0], [0.0, 0.0])
+    """
+    x = np.asarray(clouds.detach().cpu() if isinstance(clouds, torch.Tensor) else clouds, dtype=np.float64)
+    return (np.linalg.norm(x, axis=-1) > radius).mean(-1)
+
+
 def chamfer(x, y) -> float:
     """Exact CD of two clouds of any size via k-d trees (no subsampling; ~2 ms at 2,048)."""
     x = np.asarray(x, dtype=np.float64)

@@ -25,22 +25,7 @@ import dataclasses
 from torch import nn
 
 from mogen.errors import UsageError
-
-MODELS: dict[str, type] = {}
-DEFAULT_MODEL = "pointinfinity"
-
-
-def register(name: str, presets: dict | None = None):
-    """Class decorator: make a backbone buildable by ``name``; ``presets`` maps preset names to configs."""
-
-    def wrap(cls):
-        if name in MODELS:
-            raise ValueError(f"model type {name!r} is registered twice")
-        cls.model_type, cls.presets = name, dict(presets or {})
-        MODELS[name] = cls
-        return cls
-
-    return wrap
+from mogen.model.registry import DEFAULT_MODEL, MODELS, register  # noqa: F401 (re-exported)
 
 
 def build_model(model_type: str, config: str | dict | object = "tiny", **overrides) -> nn.Module:
@@ -65,5 +50,5 @@ def count_parameters(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
 
 
-# Backbones register themselves on import.
+# Backbones register themselves on import: one line per backbone.
 from mogen.model import pointinfinity  # noqa: E402,F401

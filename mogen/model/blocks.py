@@ -87,6 +87,53 @@ class SelfBlock(nn.Module):
         return x + self.mlp(self.norm_mlp(x))
 
 
+class KnnAttention(nn.Module):
+    """Each point attends to its k nearest neighbours (a fixed-k graph, so dense gathers, no scatter).
+
+    Keys and values are the neighbours' tokens plus a linear map of their relative position
+    (already scaled to O(1)), so a point sees where its neighbours are *and* what they are about
+    to do: the latent bottleneck alone cannot tell two nearby points apart finely enough to
+    space them out. Cost O(N k d), no O(N^2).
+    """
+
+    def __init__(self, dim: int, heads: int = 2, inner: int = 16):
+        super().__init__()
+        if inner % heads:
+            raise ValueError(f"attention width {inner} is not divisible by {heads} heads")
+        self.heads, self.inner = heads, inner
+        self.to_qkv = nn.Linear(dim, 3 * inner, bias=False)
+        self.pos = nn.Linear(3, 2 * inner, bias=False)
+        self.out = nn.Linear(inner, dim, bias=False)
+
+    def forward(self, h: torch.Tensor, idx: torch.Tensor, rel: torch.Tensor) -> torch.Tensor:
+        """``h`` [B, N, D] tokens, ``idx`` [B, N, k] neighbour indices, ``rel`` [B, N, k, 3] their offsets."""
+        b, n, _ = h.shape
+        k, d = idx.shape[-1], self.inner
+        q, kv = self.to_qkv(h).split([d, 2 * d], -1)
+        flat = idx.reshape(b, n * k, 1).expand(-1, -1, 2 * d)
+        kv = kv.gather(1, flat).view(b, n, k, 2 * d) + self.pos(rel)
+        keys, values = kv.view(b, n, k, 2, self.heads, d // self.heads).unbind(3)  # [B, N, k, H, d/H]
+        q = q.view(b, n, 1, self.heads, d // self.heads)
+        w = ((q * keys).sum(-1) / math.sqrt(d // self.heads)).softmax(2)  # [B, N, k, H]
+        y = (w.unsqueeze(-1) * values).sum(2)  # [B, N, H, d/H]
+        return self.out(y.reshape(b, n, d))
+
+
+class LocalBlock(nn.Module):
+    """``h <- h + KnnAttn(norm h); h <- h + MLP(norm h)``: point-to-point exchange among neighbours."""
+
+    def __init__(self, dim: int, heads: int = 2, inner: int = 16, mlp_ratio: float = 2.0):
+        super().__init__()
+        self.norm = nn.RMSNorm(dim)
+        self.attn = KnnAttention(dim, heads, inner)
+        self.norm_mlp = nn.RMSNorm(dim)
+        self.mlp = MLP(dim, mlp_ratio)
+
+    def forward(self, h: torch.Tensor, idx: torch.Tensor, rel: torch.Tensor) -> torch.Tensor:
+        h = h + self.attn(self.norm(h), idx, rel)
+        return h + self.mlp(self.norm_mlp(h))
+
+
 def timestep_embedding(t: torch.Tensor, dim: int, max_period: float = 10_000.0) -> torch.Tensor:
     """Sinusoidal features of times ``t`` in [0, 1] (scaled by 1000 as in DDPM/DiT): [B, dim]."""
     half = dim // 2

@@ -18,7 +18,7 @@ Examples
 >>> import torch
 >>> net = VelocityNet(VelocityNet.presets["tiny"])
 >>> x = torch.randn(2, 256, 3)
->>> v = net(x, torch.rand(2), torch.zeros(2, 14), torch.zeros(2, 4, dtype=torch.bool))
+>>> v = net(x, torch.rand(2), torch.zeros(2, 15), torch.zeros(2, 5, dtype=torch.bool))
 >>> v.shape
 torch.Size([2, 256, 3])
 """
@@ -31,10 +31,14 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from mogen.model.blocks import CrossBlock, SelfBlock, timestep_embedding
+from mogen.model.blocks import CrossBlock, LocalBlock, SelfBlock, timestep_embedding
 from mogen.data.conditions import COND_DIM, COND_GROUPS
+from mogen.flow import ball_velocity
 from mogen.knn import knn_indices, knn_relative
-from mogen.model import register
+from mogen.model.registry import register
+
+
+ENDPOINTS = ("free", "ball")
 
 
 @dataclass
@@ -56,6 +60,18 @@ class ModelConfig:
     # Points per cloud during training: neighbour distances shrink like N^-1/2 on a
     # surface, so other N are rescaled to look like this density.
     reference_points: int = 2048
+    # Point-to-point blocks after the last write: each point attends to its k neighbours'
+    # tokens (mogen.model.blocks.LocalBlock), so neighbours can coordinate their spacing.
+    local_layers: int = 0
+    local_dim: int = 16  # attention width of those blocks (their cost is N k local_dim)
+    # "free": the output is the velocity. "ball": the velocity whose one-step endpoint
+    # x + (1 - t) v is squashed into the crop ball (mogen.flow.ball_velocity), so samples
+    # cannot leave the crop.
+    endpoint: str = "free"
+    # Self-conditioning: each point also sees the network's previous estimate of the data
+    # (its own x1_hat and its neighbours' relative to it), so a sampling trajectory keeps
+    # refining one structure instead of re-averaging all structures the noise allows.
+    self_cond: bool = False
 
 
 PRESETS = {
@@ -75,7 +91,7 @@ class VelocityNet(nn.Module):
     def __init__(self, config: ModelConfig):
         super().__init__()
         c = self.config = config
-        self.point_in = nn.Linear(3 + 3 * c.k, c.point_dim)
+        self.point_in = nn.Linear((3 + 3 * c.k) * (2 if c.self_cond else 1), c.point_dim)
         self.time_mlp = nn.Sequential(
             nn.Linear(c.latent_dim, c.latent_dim), nn.SiLU(), nn.Linear(c.latent_dim, c.latent_dim)
         )
@@ -99,19 +115,20 @@ class VelocityNet(nn.Module):
             CrossBlock(c.point_dim, c.latent_dim, c.heads, inner=c.point_dim, mlp_ratio=c.point_mlp_ratio)
             for _ in range(c.blocks)
         )
+        self.local = nn.ModuleList(LocalBlock(c.point_dim, 2, c.local_dim, c.point_mlp_ratio) for _ in range(c.local_layers))
+        if c.endpoint not in ENDPOINTS:
+            raise ValueError(f"unknown endpoint {c.endpoint!r}; choose from {ENDPOINTS}")
         self.out_norm = nn.RMSNorm(c.point_dim)
         self.out = nn.Linear(c.point_dim, 3)
         # Zero output: the untrained network predicts zero velocity, a calm start.
         nn.init.zeros_(self.out.weight)
         nn.init.zeros_(self.out.bias)
 
-    def knn_features(self, x: torch.Tensor, idx: torch.Tensor | None = None) -> torch.Tensor:
-        """Scaled relative coordinates of each point's k neighbours, flattened: [B, N, 3k]."""
+    def knn_features(self, x: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
+        """Scaled relative coordinates of each point's k neighbours: [B, N, k, 3]."""
         c = self.config
-        if idx is None:
-            idx = knn_indices(x, c.k)
         scale = c.knn_scale * math.sqrt(c.reference_points / x.shape[1])
-        return (knn_relative(x, idx) / scale).flatten(2)
+        return knn_relative(x, idx) / scale
 
     def forward(
         self,
@@ -120,12 +137,15 @@ class VelocityNet(nn.Module):
         cond: torch.Tensor,
         cond_mask: torch.Tensor,
         knn: torch.Tensor | None = None,
+        x1_prev: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """Velocity at points ``x`` [B, N, 3], times ``t`` [B].
 
-        ``cond`` [B, 14] is the condition vector, ``cond_mask`` [B, 4] (bool) says which
+        ``cond`` [B, 15] is the condition vector, ``cond_mask`` [B, 5] (bool) says which
         of its groups are given; the others are zeroed here, so callers can pass
         anything there. ``knn`` [B, N, k] may pass precomputed neighbour indices.
+        ``x1_prev`` [B, N, 3]: the previous estimate of the data (self-conditioning models
+        only; None: no estimate yet).
         """
         c = self.config
         b = x.shape[0]
@@ -135,7 +155,15 @@ class VelocityNet(nn.Module):
         keep = torch.cat([mask[:, i : i + 1].expand(-1, s.stop - s.start) for i, s in enumerate(COND_GROUPS.values())], 1)
         cemb = self.cond_mlp(torch.cat([cond * keep, mask], 1))
 
-        h = self.point_in(torch.cat([x, self.knn_features(x, knn)], -1))
+        idx = knn_indices(x, c.k) if knn is None else knn
+        rel = self.knn_features(x, idx)
+        feats = [x, rel.flatten(2)]
+        if c.self_cond:
+            if x1_prev is None:
+                feats.append(torch.zeros_like(x).repeat(1, 1, 1 + c.k))
+            else:
+                feats += [x1_prev - x, self.knn_features(x1_prev, idx).flatten(2)]
+        h = self.point_in(torch.cat(feats, -1))
         h = h + (self.time_to_points(temb) + self.cond_to_points(cemb)).unsqueeze(1)
         z = torch.cat([temb[:, None], cemb[:, None], self.latents.expand(b, -1, -1)], 1)
         for read, process, write in zip(self.read, self.process, self.write):
@@ -143,5 +171,8 @@ class VelocityNet(nn.Module):
             for blk in process:
                 z = blk(z)
             h = write(h, z)
-        return self.out(self.out_norm(h))
+        for blk in self.local:
+            h = blk(h, idx, rel)
+        v = self.out(self.out_norm(h))
+        return ball_velocity(v, x, t) if c.endpoint == "ball" else v
 
