@@ -102,7 +102,9 @@ def solid_blocks(points_um: np.ndarray, voxel_um: float, block: int = DEFAULT_BL
         inside = tree.query_ball_point(centre, half * np.sqrt(3))
         sub = pts[inside]
         sub = sub[np.all(np.abs(sub - centre) <= half, axis=1)]
-        solid = points_to_solid(sub, grid, dilate_um=closing, erode_um=closing) if len(sub) else np.zeros(grid.shape, bool)
+        # a closing: the renderer's erosion also removes the edge voxel itself, hence one voxel less
+        solid = (points_to_solid(sub, grid, dilate_um=closing, erode_um=max(closing - voxel_um, 0.0)) if len(sub)
+                 else np.zeros(grid.shape, bool))
         if tube_pts is not None:
             solid |= skeleton_to_solid(tube_pts, tube_parents, tube_r, grid)
         if not solid[halo:-halo, halo:-halo, halo:-halo].any():
