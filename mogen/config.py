@@ -42,7 +42,7 @@ class TrainConfig:
     model: str = "tiny"  # preset of that backbone (e.g. tiny, base)
     model_overrides: dict = field(default_factory=dict)  # e.g. {"latents": 32}
     # flow matching
-    time_sampler: str = "uniform"  # uniform | cosine | logit_normal
+    time_sampler: str = "logit_normal"  # uniform | cosine (U-shaped) | logit_normal[:m:s] (mass mid-path, where the field is weakest)
     source: str = "moments"  # noise at t=0: gaussian N(0, noise_std^2) | moments N(centroid, noise_std^2 cov)
     noise_std: float = 1.0
     pair: bool = True  # approximate OT pairing of noise to points within each cloud

@@ -71,10 +71,15 @@ def test_time_and_conditions_matter_and_masking_hides_groups():
 
 
 def test_zero_initialised_output_and_any_point_count():
-    net = build_model("pointinfinity", "tiny").eval()
+    net = build_model("pointinfinity", "tiny", endpoint="free").eval()
+    ball = build_model("pointinfinity", "tiny").eval()  # the default: endpoints squashed into the crop ball
     for n in (64, 1000):
-        v = net(torch.randn(2, n, 3), torch.rand(2), torch.zeros(2, 15), torch.zeros(2, 5, dtype=torch.bool))
+        x, t = torch.randn(2, n, 3), torch.rand(2)
+        cond, mask = torch.zeros(2, 15), torch.zeros(2, 5, dtype=torch.bool)
+        v = net(x, t, cond, mask)
         assert v.shape == (2, n, 3) and torch.count_nonzero(v) == 0
+        end = x + (1 - t)[:, None, None] * ball(x, t, cond, mask)
+        assert (end.norm(dim=-1) < 1 + 1e-4).all()
 
 
 def test_named_config_sizes():
