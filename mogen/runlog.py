@@ -1,6 +1,8 @@
 """Run logging: ``log.csv`` row by row, a wandb run (offline by default), the loss plot.
 
-Below training and the evaluation commands, so any of them can log without importing another.
+Below training and the evaluation commands, so any of them can log without importing another:
+training logs rows as it goes (:class:`RunLog`); a report logs its tables and plots once
+(:func:`log_report`, through the same class).
 wandb runs offline unless asked (no account, no network): the run lands in
 ``OUT/wandb/offline-run-*`` and ``wandb sync OUT/wandb/offline-run-*`` uploads it later.
 A wandb failure never stops the work: it is reported once and the CSV log goes on.
@@ -90,11 +92,19 @@ class RunLog:
 
             self._wandb_call("log", {key: wandb.Image(str(path), caption=caption)}, step=step)
 
-    def summary(self, values: dict) -> None:
-        """Final numbers of the run (wandb summary; also ``summary.json``)."""
-        path = self.out_dir / "summary.json"
-        old = json.loads(path.read_text()) if path.is_file() else {}
-        path.write_text(json.dumps({**old, **values}, indent=1, default=float))
+    def table(self, key: str, columns: list[str], rows: list[list], step: int = 0) -> None:
+        """Log a table (one list per row, in ``columns`` order) to wandb as a ``wandb.Table``."""
+        if self.wandb is not None:
+            import wandb
+
+            self._wandb_call("log", {key: wandb.Table(columns=list(columns), data=[list(r) for r in rows])}, step=step)
+
+    def summary(self, values: dict, write_json: bool = True) -> None:
+        """Final numbers of the run (wandb summary; also ``summary.json`` unless ``write_json`` is False)."""
+        if write_json:
+            path = self.out_dir / "summary.json"
+            old = json.loads(path.read_text()) if path.is_file() else {}
+            path.write_text(json.dumps({**old, **values}, indent=1, default=float))
         if self.wandb is not None:
             try:
                 self.wandb.summary.update(values)
@@ -122,6 +132,35 @@ class RunLog:
             except Exception as exc:  # pragma: no cover
                 print(f"wandb finish failed ({exc})", file=sys.stderr)
             self.wandb = None
+
+
+def log_report(out_dir, tables: dict, images: dict, wandb_mode: str = "offline", config: dict | None = None,
+               summary: dict | None = None, job_type: str = "evaluate", name: str | None = None) -> str | None:
+    """Log a finished report to a wandb run in ``out_dir/wandb``: its tables and plots, once, at step 0.
+
+    ``tables`` maps a key to ``(columns, rows)``, logged as ``table/KEY``; ``images`` maps a key
+    to a PNG path, logged as ``plot/KEY`` (missing
+    files are skipped: a report writes some plots only when it has their data); ``summary`` goes
+    to the run's summary (the report's own files hold every number). Returns the run's folder (``wandb sync``
+    it), or None when wandb is off or could not start.
+
+    >>> import tempfile
+    >>> log_report(tempfile.mkdtemp(), {"rows": (["set", "score"], [["a", 1.0]])}, {}, wandb_mode="off") is None
+    True
+    """
+    if wandb_mode == "off":
+        return None
+    log = RunLog(out_dir, config=config, wandb_mode=wandb_mode, name=name, job_type=job_type)
+    for key, (columns, rows) in tables.items():  # prefixes keep a table and a plot of one name apart
+        log.table(f"table/{key}", columns, rows, step=0)
+    for key, path in images.items():
+        if Path(path).is_file():
+            log.image(f"plot/{key}", path, step=0, caption=Path(path).name)
+    if summary:
+        log.summary(summary, write_json=False)
+    where = log.wandb_dir
+    log.close(plot=False)
+    return where
 
 
 def plot_loss(log_csv, path) -> None:

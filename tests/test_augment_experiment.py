@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import json
+import time
 
 import numpy as np
 import pytest
 
-from helpers import fragments
+from helpers import fragments, wandb_history
 from mogen.augment.random_walk import random_walk_fragments, random_walk_skeleton, random_walk_surface
 from mogen.data.dataset import manifest_hash, write_dataset
 from mogen.data.fragments import crop_fragments
@@ -125,6 +126,29 @@ def test_test_data_replaces_the_test_split(tmp_path):
     assert main(args) == 0
     rep = json.loads((out / "report.json").read_text())
     assert rep["inputs"]["cells"]["test"] == ["other0", "other1"] and set(rep["arms"]) == {"real", "jitter"}
+
+
+def test_wandb_offline_logs_the_report_tables_and_plot(tmp_path):
+    write_tiny_dataset(tmp_path / "data")
+    out = tmp_path / "out"
+    args = ["--quick", "--real", str(tmp_path / "data"), "--out", str(out), "--arms", "real", "jitter", *TINY, "--wandb",
+            "offline"]
+    for opt in ("--packings", "--seeds"):
+        args[args.index(opt) + 1] = "1"
+    assert main(args) == 0
+    for _ in range(60):  # wandb-core may still be flushing its log after finish()
+        logged = {k: v for row in wandb_history(out) for k, v in row.items()}
+        if {"table/arms/path", "table/runs/path", "plot/augment/path"} <= set(logged):
+            break
+        time.sleep(0.5)
+    assert logged["table/arms/_type"] == "table-file" and logged["plot/augment/_type"] == "image-file"
+    assert logged["table/arms/nrows"] == 2 and logged["table/runs/nrows"] == 2  # arms x seeds x packings
+    (run_dir,) = out.glob("wandb/offline-run-*")
+    table = json.loads((run_dir / "files" / logged["table/arms/path"]).read_text())
+    arms = {r[0]: dict(zip(table["columns"], r)) for r in table["data"]}
+    rep = json.loads((out / "report.json").read_text())["arms"]
+    assert arms["jitter"]["errors_per_mm"] == pytest.approx(rep["jitter"]["errors_per_mm"][0])
+    assert arms["jitter"]["vs_real_errors_per_mm"] == pytest.approx(rep["jitter"]["vs_real"]["errors_per_mm"]["reduction"])
 
 
 def test_refusals_before_any_work(tmp_path, capsys):

@@ -1,11 +1,13 @@
 """End to end: python -m eval.generation on a tiny synthetic dataset, plus its refusals."""
 
 import json
+import time
+from pathlib import Path
 
 import numpy as np
 import pytest
 
-from helpers import fragments
+from helpers import fragments, tube_dataset, wandb_history
 from mogen.data.dataset import manifest_hash, write_dataset
 from mogen.evaluate.generation import main
 from mogen.samples import write_samples as save_samples
@@ -37,7 +39,8 @@ def write_samples(path, points_unit, radius=10.0, trained_on=("a", "b"), dataset
     return save_samples(path, points_unit * radius, radius_um=radius, provenance=prov)
 
 
-FAST = ["--cd-points", "32", "--emd-n", "6", "--emd-points", "16", "--morph-n", "4", "--mem-n", "6", "--threads", "1"]
+FAST = ["--cd-points", "32", "--emd-n", "6", "--emd-points", "16", "--morph-n", "4", "--mem-n", "6", "--critic-n", "0",
+        "--threads", "1"]
 
 
 def test_report_with_baselines(dataset, tmp_path):
@@ -124,3 +127,66 @@ def test_samples_conditioned_on_the_scored_split_get_a_loud_warning(dataset, tmp
     assert main(["--samples", str(samples), "--reference", str(dataset), "--split", "train", "--allow-overlap",
                  "--out", str(other), "--n", "12", *FAST]) == 0
     assert json.loads((other / "report.json").read_text())["warnings"] == []
+
+
+def test_critic_column_ranks_the_blob_floor_far_above_real_train(tmp_path):
+    data = tmp_path / "ds"
+    tube_dataset(data, {"train": {"a": 40, "b": 40}, "test": {"c": 48}}, points=128, seed=5)
+    out = tmp_path / "report"
+    assert main(["--baselines", "--reference", str(data), "--out", str(out), "--n", "48", "--cd-points", "32",
+                 "--emd-n", "0", "--morph-n", "0", "--mem-n", "0", "--critic-n", "48", "--critic-steps", "60",
+                 "--critic-points", "64", "--threads", "1"]) == 0
+    rows = json.loads((out / "report.json").read_text())["rows"]
+    blob, real = rows["gaussian_blob"]["critic"], rows["real_train"]["critic"]
+    assert blob["n_per_side"] == real["n_per_side"] == 48 and blob["n_test_per_side"] == 24
+    # tubes against tubes of other neurons: chance; Gaussian blobs give themselves away
+    assert blob["accuracy"] >= 0.9 and real["accuracy"] <= 0.75 and blob["accuracy"] - real["accuracy"] >= 0.25
+    assert real["ci95"][0] < 0.5 < real["ci95"][1]
+    md = (out / "report.md").read_text()
+    assert "critic acc. (→50%)" in md and f"{100 * blob['accuracy']:.1f}% [" in md and "n=48" in md
+
+
+def test_critic_options_are_checked_before_any_work(dataset, tmp_path, capsys):
+    base = ["--baselines", "--reference", str(dataset), "--out", str(tmp_path / "o")]
+    assert main(base + ["--critic-n", "2"]) == 2
+    assert "--critic-n must be 0" in capsys.readouterr().err
+    assert main(base + ["--critic-points", "8"]) == 2
+    assert "--critic-points must exceed" in capsys.readouterr().err
+    assert not (tmp_path / "o").exists()
+
+
+def logged_run(out: Path, keys: set[str]) -> tuple[dict, Path]:
+    """What the offline wandb run in ``out`` logged, ``{key: value}`` with media values (flattened
+    to ``key/field`` in the history) gathered back into dicts, once ``keys`` are there; and the
+    run's folder."""
+    for _ in range(60):  # wandb-core may still be flushing its log after finish()
+        logged = {}
+        for row in wandb_history(out):
+            for k, v in row.items():
+                head, _, field = k.rpartition("/")
+                if head and (field.startswith("_") or field in ("path", "nrows", "ncols")):
+                    logged.setdefault(head, {})[field] = v
+        if keys <= set(logged):
+            break
+        time.sleep(0.5)
+    (run_dir,) = out.glob("wandb/offline-run-*")
+    return logged, run_dir
+
+
+def test_wandb_offline_logs_the_tables_and_plots(dataset, tmp_path):
+    out = tmp_path / "report"
+    assert main(["--baselines", "--reference", str(dataset), "--out", str(out), "--n", "8", *FAST,
+                 "--wandb", "offline"]) == 0
+    plots = {f"plot/{name}" for name in ("features", "fragments", "morphometrics", "memorization")}
+    logged, run_dir = logged_run(out, {"table/realism", "table/morphometrics"} | plots)
+    assert logged["table/realism"]["_type"] == "table-file" and logged["table/realism"]["nrows"] == 4
+    assert all(logged[key]["_type"] == "image-file" for key in plots)
+    # the logged table is the report's: read it back from the run's files
+    table = json.loads((run_dir / "files" / logged["table/realism"]["path"]).read_text())
+    report = json.loads((out / "report.json").read_text())["rows"]
+    by_set = {r[0]: dict(zip(table["columns"], r)) for r in table["data"]}
+    assert by_set["Gaussian blob (floor)"]["feature_mmd"] == pytest.approx(report["gaussian_blob"]["feature_mmd"])
+    assert by_set["real train fragments (ceiling)"]["n"] == 8
+    # off (the default) writes no run
+    assert main(["--baselines", "--reference", str(dataset), "--out", str(tmp_path / "plain"), "--n", "8", *FAST]) == 0
+    assert not (tmp_path / "plain" / "wandb").exists()

@@ -25,7 +25,8 @@ Runs: every arm x seed (classifier training) x packing (independent volumes). Ea
 and 95% CI resample packings and seeds within them (two-level bootstrap); its reduction vs real
 is paired on (packing, seed), with the minimum detectable effect (2.8 x its standard error).
 DIR gets report.json, report.md, augment.png. Finished volumes and runs are cached (DIR/cache),
-so a stopped run resumes and new seeds or arms reuse what exists.
+so a stopped run resumes and new seeds or arms reuse what exists. With ``--wandb offline`` (or
+``online``) the report's tables (per arm, per run) and plot also go to a wandb run in DIR/wandb.
 
 Leak checks go through mogen.data.check_generator (cells, not file names): the generator must
 not have seen validation or test cells, and must have been trained on --real unless
@@ -54,6 +55,7 @@ from mogen.augment.volume import MAX_VOXELS, Obj, VolumeSpec, cut_candidates, re
 from mogen.data import SPLITS, check_generator, read_manifest, read_split
 from mogen.data.dataset import cell_of
 from mogen.errors import UsageError
+from mogen.runlog import WANDB_MODES, log_report
 
 # bump when what a cached volume / a cached run holds changes
 VOLUME_VERSION = 1
@@ -685,6 +687,41 @@ def _plot(rep: dict, path: Path) -> None:
     plt.close(fig)
 
 
+ARM_COLUMNS = ("arm", "share", "runs") + tuple(f"{m}{part}" for m in METRICS for part in ("", "_lo", "_hi")) + tuple(
+    f"vs_real_{m}{part}" for m in PAIRED for part in ("", "_lo", "_hi", "_mde"))
+RUN_COLUMNS = ("arm", "packing", "seed", "share", "threshold", "auroc", "errors_per_mm", "splits", "merges", "cable_mm",
+               "train_examples", "seconds")
+
+
+def report_tables(rep: dict) -> dict[str, tuple[list[str], list[list]]]:
+    """The report's tables as ``{name: (columns, rows)}``: ``arms`` (mean, 95% CI and the paired
+    change vs real, as reductions: positive = fewer errors; NaN for real itself) and ``runs``
+    (one row per classifier run). What ``--wandb`` logs."""
+    nan = float("nan")
+    arms = []
+    for arm, r in rep["arms"].items():
+        row = [arm, r["share"], r["runs"]] + [float(v) for m in METRICS for v in r[m]]
+        for m in PAIRED:
+            d = r.get("vs_real", {}).get(m)
+            row += [d["reduction"], d["ci"][0], d["ci"][1], d["mde"]] if d else [nan] * 4
+        arms.append(row)
+    runs = [[r.get(c, nan) for c in RUN_COLUMNS] for r in rep["runs"]]
+    return {"arms": (list(ARM_COLUMNS), arms), "runs": (list(RUN_COLUMNS), runs)}
+
+
+def log_to_wandb(rep: dict, out: Path, mode: str) -> str | None:
+    """Log a written report's tables, plot and per-arm headline numbers to a wandb run in ``out``."""
+    summary = {f"{arm}/{m}": r[m][0] for arm, r in rep["arms"].items() for m in METRICS}
+    summary.update({f"{arm}/vs_real_errors_per_mm": r["vs_real"]["errors_per_mm"]["reduction"]
+                    for arm, r in rep["arms"].items() if "vs_real" in r})
+    config = {"settings": rep["settings"], "inputs": rep["inputs"], "machine": rep["machine"]}
+    where = log_report(out, report_tables(rep), {"augment": out / "augment.png"}, mode, config=config, summary=summary,
+                       job_type="benchmark", name=f"benchmark {out.name}")
+    if where:
+        print(f"wandb run in {where}" + (f" (upload: wandb sync {where})" if mode == "offline" else ""), file=sys.stderr)
+    return where
+
+
 # ----------------------------------------------------------------------------- CLI
 DESCRIPTION = __doc__
 
@@ -735,6 +772,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="accept a generator trained on another dataset than --real (its cells are then compared by id)")
     p.add_argument("--force", action="store_true",
                    help="replace an earlier benchmark with other settings in --out (its report; volumes and runs still valid are reused)")
+    p.add_argument("--wandb", choices=WANDB_MODES, default="off",
+                   help="also log the report's tables and plot to a wandb run in --out (offline: no account or network; "
+                        "`wandb sync OUT/wandb/offline-run-*` uploads it later)")
 
 
 def settings_from_args(args: argparse.Namespace) -> Settings:
@@ -788,6 +828,8 @@ def run(args: argparse.Namespace) -> int:
     rep = run_experiment(s)
     write_report(rep, Path(s.out))
     print((Path(s.out) / "report.md").read_text())
+    if args.wandb != "off":
+        log_to_wandb(json.loads((Path(s.out) / "report.json").read_text()), Path(s.out), args.wandb)
     return 0
 
 

@@ -26,6 +26,13 @@ Metrics (definitions in their modules):
   :mod:`mogen.metrics.morphometrics`, on ``--morph-n`` clouds.
 - memorisation (nearest-train vs nearest-held-out CD, copies), :mod:`mogen.metrics.memorization`,
   on ``--mem-n`` clouds.
+- critic: held-out accuracy of a PyG point-cloud network trained to tell the set from the
+  reference (50% = indistinguishable), :func:`mogen.evaluate.critic.two_sample_test`, on
+  ``--critic-n`` clouds per side (half train it, half measure it) after ``--critic-steps``
+  steps; ``--critic-n 0`` skips it (it trains one network per row).
+
+With ``--wandb offline`` (or ``online``) the tables and plots also go to a wandb run in
+``REPORT_DIR/wandb`` (``wandb sync REPORT_DIR/wandb/offline-run-*`` uploads an offline one).
 
 Generated and reference sets are of equal size: ``n = min(--n, samples, reference fragments)``,
 each drawn at random (``--seed``). With ``--cache DIR`` the reference-side work and the
@@ -51,6 +58,7 @@ import numpy as np
 import torch
 
 from mogen.evaluate.baselines import BASELINE_LABELS, make_baselines
+from mogen.evaluate.critic import two_sample_test
 from mogen.data import check_generator, read_split
 from mogen.errors import UsageError
 from mogen.metrics.features import FEATURE_NAMES, cloud_features
@@ -59,11 +67,17 @@ from mogen.metrics.memorization import memorization, nearest_chamfer
 from mogen.metrics.mmd import feature_scale, mmd_floor, mmd_rbf
 from mogen.metrics.morphometrics import MORPH_NAMES, compare_morphometrics, morphometrics
 from mogen.metrics.pointcloud import chamfer_matrix, emd_matrix, outside_ball, pointflow_metrics, subsample
+from mogen.runlog import WANDB_MODES, log_report
 
-CACHE_FORMAT = 3  # bump when the cached scorer state or row layout changes
+CACHE_FORMAT = 4  # bump when the cached scorer state or row layout changes
 NN_FEATURE = FEATURE_NAMES.index("nn_mean")
+CRITIC_K = 12  # neighbours in the critic's kNN graphs (two_sample_test's default)
 
 DESCRIPTION = __doc__
+
+
+def _log(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
 
 
 @dataclass(frozen=True)
@@ -82,6 +96,9 @@ class Settings:
     prune_um: float = 2.0
     copy_quantile: float = 0.01
     jitter: float = 0.01
+    critic_n: int = 256  # clouds per side for the learned two-sample critic (0: skip it)
+    critic_steps: int = 300
+    critic_points: int = 256
     seed: int = 0
     radius_um: float = 1.0  # crop radius of the dataset (set from its manifest)
 
@@ -101,6 +118,7 @@ class Request:
     allow_foreign: bool = False
     cache: Path | None = None
     threads: int = 0
+    wandb: str = "off"
 
 
 def settings_from_args(args) -> tuple[Request, Settings]:
@@ -108,7 +126,7 @@ def settings_from_args(args) -> tuple[Request, Settings]:
     request = Request(reference=args.reference, out=args.out, samples=args.samples, split=args.split,
                       train_split=args.train_split, baselines=args.baselines, force=args.force,
                       allow_overlap=args.allow_overlap, allow_foreign=args.allow_foreign_generator,
-                      cache=args.cache, threads=args.threads)
+                      cache=args.cache, threads=args.threads, wandb=args.wandb)
     fields = {f.name for f in dataclasses.fields(Settings)} - {"radius_um"}
     return request, Settings(**{k: getattr(args, k) for k in fields})
 
@@ -123,11 +141,20 @@ def check_request(request: Request, settings: Settings) -> None:
     for name in ("n", "cd_points", "emd_points", "train_n"):
         if getattr(settings, name) < 2:
             raise UsageError(f"--{name.replace('_', '-')} must be at least 2, got {getattr(settings, name)}")
-    for name in ("emd_n", "morph_n", "mem_n"):
+    for name in ("emd_n", "morph_n", "mem_n", "critic_n"):
         if getattr(settings, name) < 0:
             raise UsageError(f"--{name.replace('_', '-')} must be >= 0, got {getattr(settings, name)}")
     if not settings.sigma > 0:
         raise UsageError(f"--sigma must be positive, got {settings.sigma}")
+    if settings.critic_n:
+        if settings.critic_n < 4:
+            raise UsageError(f"--critic-n must be 0 (skip the critic) or at least 4 clouds per side, got {settings.critic_n}")
+        if settings.critic_steps < 1:
+            raise UsageError(f"--critic-steps must be at least 1, got {settings.critic_steps}")
+        if settings.critic_points <= CRITIC_K:
+            raise UsageError(f"--critic-points must exceed the critic's {CRITIC_K} neighbours, got {settings.critic_points}")
+    if request.wandb not in WANDB_MODES:
+        raise UsageError(f"--wandb must be one of {', '.join(WANDB_MODES)}, got {request.wandb!r}")
 
 
 # ----------------------------------------------------------------------------- inputs
@@ -206,12 +233,12 @@ class Scorer:
 
     ``reference`` [n, N, 3] and ``train`` [t, N, 3] are unit-ball clouds; ``settings`` says how
     to score (:class:`Settings`). ``metrics`` narrows what is computed (``bench/quality.py``
-    skips EMD and memorisation): any of ``"cd"``, ``"emd"``, ``"morph"``, ``"mem"``.
+    skips EMD and memorisation): any of ``"cd"``, ``"emd"``, ``"morph"``, ``"mem"``, ``"critic"``.
     """
 
     STATE = ("ref_features", "train_features", "scale", "floor_kernel", "ref_cd", "d_rr", "ref_emd", "e_rr",
              "ref_morph", "heldout_to_train")
-    METRICS = ("cd", "emd", "morph", "mem")
+    METRICS = ("cd", "emd", "morph", "mem", "critic")
 
     def __init__(self, reference, train, settings: Settings, log=None, state: dict | None = None,
                  metrics: tuple[str, ...] = METRICS, progress: bool = True):
@@ -295,6 +322,13 @@ class Scorer:
             )
             row["memorization"] = {k: v for k, v in mem.items() if np.ndim(v) == 0}
             row["_ratio"] = mem["ratio"]
+        if "critic" in self.metrics and s.critic_n:
+            n_side = min(s.critic_n, n, m)
+            if n_side >= 4:  # two held-out clouds per side at the least
+                c = self._timed(f"critic: {label}", two_sample_test, clouds, self.reference, n=n_side,
+                                steps=s.critic_steps, points=s.critic_points, k=CRITIC_K, seed=s.seed, progress=p)
+                row["critic"] = {k: c[k] for k in ("accuracy", "ci95", "p_value", "auroc", "train_accuracy", "n_per_side",
+                                                   "n_test_per_side", "steps", "points", "seconds")}
         row["_features"] = feats
         return row
 
@@ -318,6 +352,12 @@ def score_sets(scorer: Scorer, sets: dict[str, tuple[str, np.ndarray]], cached_r
 
 def _pct(v):
     return f"{100 * v:.1f}%"
+
+
+def _critic_cell(c) -> str:
+    if not c:
+        return "–"
+    return f"{_pct(c['accuracy'])} [{100 * c['ci95'][0]:.0f}, {100 * c['ci95'][1]:.0f}] n={c['n_per_side']}"
 
 
 def _first_mem(rows: dict):
@@ -350,9 +390,10 @@ def markdown(report: dict) -> str:
         "",
         provenance_line(report["samples"]),
         "",
-        "| set | feature-MMD ×1000 ↓ [floor] | outside ball ↓ | NN ratio (→1) | 1-NNA-CD (→50%) | COV-CD ↑ | MMD-CD ×10³ ↓ "
-        "| 1-NNA-EMD (→50%) | COV-EMD ↑ | MMD-EMD ×10² ↓ | morph KS ↓ | train/held-out CD ratio | copies |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "| set | feature-MMD ×1000 ↓ [floor] | outside ball ↓ | NN ratio (→1) | 1-NNA-CD (→50%) | critic acc. (→50%) [95% CI] "
+        "| COV-CD ↑ | MMD-CD ×10³ ↓ | 1-NNA-EMD (→50%) | COV-EMD ↑ | MMD-EMD ×10² ↓ | morph KS ↓ | train/held-out CD ratio "
+        "| copies |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows.values():
         emd, mem, cd = r.get("emd"), r.get("memorization"), r.get("cd")
@@ -362,6 +403,7 @@ def markdown(report: dict) -> str:
             _pct(r["outside_ball"]),
             f"{r['nn_ratio']:.2f}",
             _pct(cd["1-NNA"]) if cd else "–",
+            _critic_cell(r.get("critic")),
             _pct(cd["COV"]) if cd else "–",
             f"{1e3 * cd['MMD']:.2f}" if cd else "–",
             _pct(emd["1-NNA"]) if emd else "–",
@@ -402,12 +444,67 @@ def markdown(report: dict) -> str:
         f"{s['mem_n']} clouds against {ref['train_fragments_used']} training fragments, exact full-resolution CD, "
         f"copy = nearest-train CD < the {100 * s['copy_quantile']:g}% quantile of the real held-out→train CDs"
         + (f" (the rule flags {_pct(mem['real_flagged_fraction'])} of real held-out fragments)" if mem else "")
-        + ". Ratio: median [p10, p90].",
+        + ". Ratio: median [p10, p90]. "
+        + (f"Critic: a PyG point-cloud network (EdgeConv) trained {s['critic_steps']} steps to tell the set from the "
+           f"reference on half of n clouds per side ({s['critic_points']} points each, moment frame), accuracy on the "
+           "other half (50% = it cannot tell them apart; Wilson 95% CI, which treats overlapping crops of one neuron "
+           "as independent, so it is a lower bound on the uncertainty)." if s.get("critic_n") else
+           "Critic: skipped (--critic-n 0)."),
         "",
         f"Timing: {report['timings']['total_s']:.0f} s total; feature-MMD + 1-NNA-CD for the first set: "
         f"{next(iter(rows.values()))['seconds_feature_mmd_and_cd']:.1f} s (+ reference-side work, see report.json).",
     ]
     return "\n".join(lines) + "\n"
+
+
+TABLE_COLUMNS = ("set", "n", "feature_mmd", "mmd_floor", "outside_ball", "nn_ratio", "1-NNA-CD", "COV-CD", "MMD-CD",
+                 "1-NNA-EMD", "COV-EMD", "MMD-EMD", "morph_ks", "critic_accuracy", "critic_n_per_side",
+                 "train_heldout_cd_ratio", "copies")
+PLOTS = ("features.png", "fragments.png", "morphometrics.png", "memorization.png")
+
+
+def report_tables(report: dict) -> dict[str, tuple[list[str], list[list]]]:
+    """The report's tables as ``{name: (columns, rows)}`` (one row per set; NaN where a metric was
+    not computed): what ``--wandb`` logs.
+
+    >>> rows = {"generated": {"label": "generated", "n": 8, "feature_mmd": 3.0, "mmd_floor": 1.0, "outside_ball": 0.0,
+    ...                       "nn_ratio": 1.0, "critic": {"accuracy": 0.5, "n_per_side": 8}}}
+    >>> columns, table = report_tables({"rows": rows})["realism"]
+    >>> dict(zip(columns, table[0]))["critic_accuracy"], len(columns) == len(table[0])
+    (0.5, True)
+    """
+    nan = float("nan")
+    realism = []
+    for key, r in report["rows"].items():
+        cd, emd, mem, critic = r.get("cd") or {}, r.get("emd") or {}, r.get("memorization") or {}, r.get("critic") or {}
+        realism.append([r.get("label", key), r["n"], r["feature_mmd"], r["mmd_floor"], r["outside_ball"], r["nn_ratio"],
+                        cd.get("1-NNA", nan), cd.get("COV", nan), cd.get("MMD", nan),
+                        emd.get("1-NNA", nan), emd.get("COV", nan), emd.get("MMD", nan), r.get("morph_ks_mean", nan),
+                        critic.get("accuracy", nan), critic.get("n_per_side", 0),
+                        mem.get("ratio_median", nan), mem.get("copies", -1)])
+    tables = {"realism": (list(TABLE_COLUMNS), realism)}
+    morph_rows = [(r.get("label", k), r["morphometrics"]) for k, r in report["rows"].items() if r.get("morphometrics")]
+    if morph_rows:
+        names = list(morph_rows[0][1])
+        columns = ["set"] + [f"{name} {what}" for name in names for what in ("mean", "W1", "KS")]
+        tables["morphometrics"] = (columns, [[label] + [m[k][f] for k in names for f in ("mean_generated", "W1", "KS")]
+                                             for label, m in morph_rows])
+    return tables
+
+
+def log_to_wandb(report: dict, request: Request, log=_log) -> str | None:
+    """Log the written report's tables, plots and headline numbers to a wandb run in ``request.out``."""
+    tables = report_tables(report)
+    columns, rows = tables["realism"]
+    keys = list(report["rows"])
+    summary = {f"{key}/{col}": value for key, row in zip(keys, rows) for col, value in zip(columns[1:], row[1:])}
+    config = {"settings": report["settings"], "reference": report["reference"], "samples": report["samples"]}
+    where = log_report(request.out, tables, {name.removesuffix(".png"): request.out / name for name in PLOTS},
+                       request.wandb, config=config, summary=summary, job_type="evaluate-generation",
+                       name=f"evaluate {request.out.name}")
+    if where:
+        log(f"wandb run in {where}" + (f" (upload: wandb sync {where})" if request.wandb == "offline" else ""))
+    return where
 
 
 def plots(out: Path, rows: dict, ref_feats, ref_morph, reference, radius_um: float):
@@ -540,12 +637,15 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--cache", type=Path, default=None,
                    help="directory to keep the reference-side work and baseline rows in, so scoring another "
                         "samples file against the same data and settings only scores the new set")
+    p.add_argument("--critic-n", type=int, default=d.critic_n,
+                   help="clouds per side for the learned two-sample critic (one small network trained per row; 0: skip it)")
+    p.add_argument("--critic-steps", type=int, default=d.critic_steps, help="training steps of each critic")
+    p.add_argument("--critic-points", type=int, default=d.critic_points, help="points per cloud the critic sees")
     p.add_argument("--seed", type=int, default=d.seed)
     p.add_argument("--threads", type=int, default=0, help="torch threads (0: torch default)")
-
-
-def _log(msg: str) -> None:
-    print(msg, file=sys.stderr, flush=True)
+    p.add_argument("--wandb", choices=WANDB_MODES, default="off",
+                   help="also log the tables and plots to a wandb run in --out (offline: no account or network; "
+                        "`wandb sync OUT/wandb/offline-run-*` uploads it later)")
 
 
 def evaluate(request: Request, settings: Settings, log=_log) -> dict:
@@ -620,6 +720,8 @@ def evaluate(request: Request, settings: Settings, log=_log) -> dict:
     (out / "report.json").write_text(json.dumps(_jsonable(report), indent=1))
     (out / "report.md").write_text(markdown(report))
     log(f"wrote {out}/report.json, report.md and plots")
+    if request.wandb != "off":
+        log_to_wandb(_jsonable(report), request, log)
     return report
 
 
