@@ -30,6 +30,8 @@ Metrics (definitions in their modules):
 Generated and reference sets are of equal size: ``n = min(--n, samples, reference fragments)``,
 each drawn at random (``--seed``). With ``--cache DIR`` the reference-side work and the
 baseline rows are kept, so scoring the next checkpoint's samples only scores that set.
+Per-cloud and per-pair work (features, EMD, morphometrics, the exact memorisation search) runs
+in ``--workers`` processes (default: one per usable core); the numbers do not depend on it.
 
 Samples conditioned on the split they are scored against (``sample.py --cond DATASET:test``)
 carry that split's centroids, covariances and leaf counts: the report then carries a loud

@@ -132,6 +132,7 @@ def memorization(
         Precomputed nearest-train CD of the held-out fragments (reused across sets).
     features : optional dict with "generated", "train", "heldout"
         Precomputed :func:`cloud_features` of the three sets (computed when missing).
+    workers : processes for the exact nearest searches (:mod:`mogen.metrics.parallel`; same result).
 
     Returns
     -------
