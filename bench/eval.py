@@ -50,7 +50,7 @@ def load(root: Path, split: str) -> np.ndarray:
 
 def speed(args, train, test):
     n = args.n
-    pool = np.concatenate([np.asarray(train), np.asarray(test)])
+    pool = np.concatenate([np.asarray(train), np.asarray(test)] + [np.asarray(load(args.data, "val"))] * (n * 2 > len(train) + len(test)))
     if len(pool) < 2 * n:
         raise SystemExit(f"need {2 * n} fragments for n={n}, the dataset has {len(pool)}")
     idx = np.random.default_rng(0).permutation(len(pool))
