@@ -32,6 +32,7 @@ from torch.utils.flop_counter import FlopCounterMode, register_flop_formula, sdp
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from mogen.data.conditions import COND_DIM, COND_GROUPS  # noqa: E402
 from mogen.flow import drop_conditions, flow_matching_loss  # noqa: E402
 from mogen.model import build_model, count_parameters  # noqa: E402
 from common import best_time as time_steps  # noqa: E402  (bench/)
@@ -71,10 +72,10 @@ def make_step(name, points, batch, device, pair, bf16):
     opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
     g = torch.Generator().manual_seed(0)
     x1 = (torch.rand(batch, points, 3, generator=g) * 2 - 1).to(device)
-    cond = torch.zeros(batch, 14, device=device)
+    cond = torch.zeros(batch, COND_DIM, device=device)
 
     def step():
-        mask = drop_conditions(batch, 4, generator=g).to(device)
+        mask = drop_conditions(batch, len(COND_GROUPS), generator=g).to(device)
         ctx = torch.autocast("cuda", dtype=torch.bfloat16) if bf16 else torch.autocast("cpu", enabled=False)
         with ctx:
             loss = flow_matching_loss(model, x1, cond, mask, g, "cosine", 1.0, pair)
