@@ -3,9 +3,14 @@
 
     python bench/eval.py --data /tmp/data/navis            # all parts
     python bench/eval.py --data DIR --n 1000 --threads 2 --parts speed
+    python bench/eval.py --data DIR --ckpt RUN/ckpt.pt --parts ratio   # report vs sampling, one run
 
 Parts:
 
+- ``ratio``: the issue's other target, in one run: sample ``--report-n`` (256) clouds from
+  ``--ckpt`` at 20 network calls (``sample.py``), then the full realism report of those clouds
+  with ``--baselines`` (``python -m mogen.evaluate.generation``), once per ``--workers`` value;
+  prints report seconds / sampling seconds (goal <= 1).
 - ``speed``: the issue's target, feature-MMD + 1-NNA-CD for n vs n clouds of the dataset's
   point count (defaults 1,000 vs 1,000, Chamfer on ``--cd-points`` points), split into
   feature extraction, Chamfer matrices and the rest; plus EMD and morphometrics per cloud.
@@ -31,9 +36,11 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from mogen.metrics.features import cloud_features  # noqa: E402
+from mogen.evaluate.generation import features_parallel  # noqa: E402
 from mogen.metrics.mmd import feature_scale, mmd_rbf  # noqa: E402
 from mogen.data import read_manifest, read_split  # noqa: E402
 from mogen.metrics.morphometrics import morphometrics  # noqa: E402
+from mogen.metrics.parallel import default_workers  # noqa: E402
 from mogen.metrics.pointcloud import chamfer_matrix, emd, pointflow_metrics, subsample  # noqa: E402
 
 
@@ -43,13 +50,14 @@ def load(root: Path, split: str) -> np.ndarray:
 
 def speed(args, train, test):
     n = args.n
-    pool = np.concatenate([np.asarray(train), np.asarray(test)])
+    pool = np.concatenate([np.asarray(train), np.asarray(test)] + [np.asarray(load(args.data, "val"))] * (n * 2 > len(train) + len(test)))
     if len(pool) < 2 * n:
         raise SystemExit(f"need {2 * n} fragments for n={n}, the dataset has {len(pool)}")
     idx = np.random.default_rng(0).permutation(len(pool))
     gen, ref = pool[idx[:n]], pool[idx[n : 2 * n]]
     t0 = time.perf_counter()
-    fg, fr = cloud_features(gen, progress=True), cloud_features(ref, progress=True)
+    w = args.workers[-1]
+    fg, fr = features_parallel(gen, w, progress=True), features_parallel(ref, w, progress=True)
     t1 = time.perf_counter()
     scale = feature_scale(fr)
     score = 1000 * mmd_rbf(fg / scale, fr / scale)
@@ -59,7 +67,8 @@ def speed(args, train, test):
     t3 = time.perf_counter()
     m = pointflow_metrics(d_gr, d_gg, d_rr)
     t4 = time.perf_counter()
-    print(f"\n## speed: {n} vs {n} clouds x {pool.shape[1]} points, {torch.get_num_threads()} torch threads")
+    print(f"\n## speed: {n} vs {n} clouds x {pool.shape[1]} points, {torch.get_num_threads()} torch threads, "
+          f"features in {w} process(es); load average {os.getloadavg()[0]:.1f}")
     print("| step | seconds |\n|---|---|")
     print(f"| shape features, {2 * n} clouds ({1e3 * (t1 - t0) / (2 * n):.1f} ms/cloud) | {t1 - t0:.1f} |")
     print(f"| feature-MMD from features | {t2 - t1:.2f} |")
@@ -78,6 +87,37 @@ def speed(args, train, test):
     t = time.perf_counter()
     morphometrics(pool[:100], radius_um=args.radius)
     print(f"morphometrics: {1e3 * (time.perf_counter() - t) / 100:.1f} ms/cloud")
+
+
+def ratio(args, train, test):
+    """Sampling 256 clouds at 20 calls vs the full report on them (all metrics, baselines), one run."""
+    from mogen import sampling
+    from mogen.cli import run_command
+    from mogen.evaluate import generation
+
+    if args.ckpt is None:
+        raise SystemExit("--parts ratio needs --ckpt (a checkpoint written by train.py)")
+    out = args.scratch
+    t0 = time.perf_counter()
+    run_command("sample.py", sampling, ["--ckpt", str(args.ckpt), "--n", str(args.report_n), "--steps", "20",
+                                         "--out", str(out / "samples"), "--no-ply", "--force"])
+    t_sample = time.perf_counter() - t0
+    load_sample = os.getloadavg()[0]
+    rows = []
+    for w in args.workers:
+        t0 = time.perf_counter()
+        run_command("python -m mogen.evaluate.generation", generation, [
+            "--samples", str(out / "samples" / "samples.npz"), "--reference", str(args.data), "--baselines",
+            "--n", str(args.report_n), "--workers", str(w), "--out", str(out / f"report-w{w}"), "--force"])
+        rows.append((w, time.perf_counter() - t0, os.getloadavg()[0]))
+    print(f"\n## ratio: {args.report_n} clouds, sampled at 20 calls vs the full report (--baselines), "
+          f"{torch.get_num_threads()} torch threads, {os.cpu_count()} CPUs")
+    print("| step | seconds | load average after |\n|---|---|---|")
+    print(f"| sample {args.report_n} clouds, 20 calls | {t_sample:.1f} | {load_sample:.1f} |")
+    for w, t, load in rows:
+        print(f"| report, {w} worker process(es) | {t:.1f} | {load:.1f} |")
+    for w, t, _ in rows:
+        print(f"ratio report / sampling, {w} worker(s): {t / t_sample:.2f} (goal <= 1)")
 
 
 def sanity(args, train, test):
@@ -128,7 +168,13 @@ def main():
     p.add_argument("--repeats", type=int, default=20)
     p.add_argument("--fidelity-n", type=int, default=100)
     p.add_argument("--fidelity-points", type=int, nargs="+", default=[128, 512])
-    p.add_argument("--parts", nargs="+", default=["speed", "sanity", "fidelity"], choices=["speed", "sanity", "fidelity"])
+    p.add_argument("--parts", nargs="+", default=["speed", "sanity", "fidelity"],
+                   choices=["speed", "sanity", "fidelity", "ratio"])
+    p.add_argument("--ckpt", type=Path, default=None, help="checkpoint to sample for --parts ratio")
+    p.add_argument("--report-n", type=int, default=256, help="clouds sampled and scored for --parts ratio")
+    p.add_argument("--workers", type=int, nargs="+", default=[default_workers()],
+                   help="worker processes of the report (ratio: one report per value) and of the features (speed: the last)")
+    p.add_argument("--scratch", type=Path, default=Path("/tmp/mogen-bench-eval"), help="where ratio writes samples and reports")
     args = p.parse_args()
     torch.set_num_threads(args.threads)
     manifest = read_manifest(args.data)
@@ -137,7 +183,7 @@ def main():
     print(f"# bench/eval.py on {args.data} (train {len(train)}, test {len(test)} fragments); "
           f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}")
     for part in args.parts:
-        {"speed": speed, "sanity": sanity, "fidelity": fidelity}[part](args, train, test)
+        {"speed": speed, "sanity": sanity, "fidelity": fidelity, "ratio": ratio}[part](args, train, test)
 
 
 if __name__ == "__main__":

@@ -7,7 +7,10 @@
 Per config: milliseconds per cloud per network call (batch of ``--batch`` clouds, kNN
 included) and the kNN part alone (k-d tree vs the brute-force reference), then the time
 to sample 100 fragments at 20 and 200 network calls (midpoint solver), and at 20 calls with
-the half step reusing the step start's neighbour indices (``--knn-every 2``). Unless
+the half step reusing the step start's neighbour indices (``--knn-every 2``); the per-point
+cost of a call at 4 x ``--points`` (8,192: MoGen's setting) over that at ``--points`` (goal
+<= 1.3), and a call under ``torch.no_grad`` vs ``torch.inference_mode`` (both interleaved
+best-of, same run). Unless
 ``--full``, only tiny at 20 calls is sampled in full; the other times are extrapolated
 (cost = calls x per-call cost) and marked so.
 """
@@ -54,7 +57,25 @@ def bench_config(name, points, batch, repeats, full):
     net_only = timed(lambda: net(x, t, cond, mask, knn=idx), repeats) / batch
     knn = timed(lambda: knn_indices(x, net.config.k), repeats) / batch
     brute = timed(lambda: knn_indices_bruteforce(x, net.config.k), 1) / batch
+    # per-point cost at 4x the points (8,192 for 2,048), and no_grad vs inference_mode: interleaved
+    x4 = tube_like(batch, 4 * points, seed=1)
+    best = {"base": float("inf"), "x4": float("inf"), "no_grad": float("inf"), "inference": float("inf")}
+    runs = {"base": lambda: net(x, t, cond, mask), "x4": lambda: net(x4, t, cond, mask)}
+    for _ in range(repeats):
+        for key, fn in runs.items():
+            t0 = time.perf_counter()
+            fn()
+            best[key] = min(best[key], time.perf_counter() - t0)
+        with torch.inference_mode(False), torch.no_grad():
+            t0 = time.perf_counter()
+            net(x.clone(), t.clone(), cond.clone(), mask.clone())
+            best["no_grad"] = min(best["no_grad"], time.perf_counter() - t0)
+        t0 = time.perf_counter()
+        net(x, t, cond, mask)
+        best["inference"] = min(best["inference"], time.perf_counter() - t0)
     row = {
+        "per_point_ratio_x4": best["x4"] / (4 * best["base"]),
+        "ms_no_grad": 1e3 * best["no_grad"] / batch, "ms_inference_mode": 1e3 * best["inference"] / batch,
         "config": name, "params_M": count_parameters(net) / 1e6, "ms_per_call": 1e3 * call,
         "ms_network": 1e3 * net_only, "ms_knn_tree": 1e3 * knn, "ms_knn_brute": 1e3 * brute,
         "clouds_per_s_per_call": 1 / call,
@@ -113,8 +134,9 @@ def main(argv=None):
         "",
         "| config | params | ms / cloud / call | network only | kNN k-d tree | kNN brute force | clouds/s per call "
         "| 100 fragments, 20 calls | 100 fragments, 200 calls | 100 fragments, 20 calls, kNN every 2 calls "
-        "| ms / cloud / call in sampling (best of repeats): exact kNN → reused |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        "| ms / cloud / call in sampling (best of repeats): exact kNN → reused "
+        f"| per-point cost {4 * args.points} / {args.points} pts (goal <= 1.3) | ms / cloud / call: no_grad → inference_mode |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         fmt = lambda v: f"{v[0]:.0f} s" + (f" ({v[1]})" if v[1] != "measured" else "")  # noqa: E731
@@ -124,6 +146,7 @@ def main(argv=None):
             f"{fmt(r['s_100_at_20'])} | {fmt(r['s_100_at_200'])} | "
             + (f"{r['s_100_at_20_reuse']:.0f} s | {r['ms_per_call_sampling']:.1f} → {r['ms_per_call_sampling_reuse']:.1f} |"
                if "s_100_at_20_reuse" in r else "— | — |")
+            + f" {r['per_point_ratio_x4']:.2f} | {r['ms_no_grad']:.1f} → {r['ms_inference_mode']:.1f} |"
         )
     text = "\n".join(lines) + "\n"
     print(text)

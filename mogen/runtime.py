@@ -40,6 +40,14 @@ def pick_device(name: str = "auto") -> torch.device:
     return device
 
 
+def available_cores() -> int:
+    """CPU cores this process may run on (its affinity mask where the OS has one)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # macOS, Windows
+        return os.cpu_count() or 1
+
+
 def set_threads(threads: int) -> None:
     """Torch CPU threads (0: leave torch's default)."""
     if threads < 0:

@@ -190,3 +190,31 @@ def test_wandb_offline_logs_the_tables_and_plots(dataset, tmp_path):
     # off (the default) writes no run
     assert main(["--baselines", "--reference", str(dataset), "--out", str(tmp_path / "plain"), "--n", "8", *FAST]) == 0
     assert not (tmp_path / "plain" / "wandb").exists()
+# Values of this small report computed by the serial code before the evaluation was sped up
+# (main at 4cadd3c): reuse of train features, vectorised edge resampling and worker processes
+# must not change a digit.
+PINNED = {
+    "generated": (9.324285798432363, 0.6666666666666666, 0.1058865940819184, 0.28423205823482145, 0.25, 0.9425179454421231),
+    "real_train": (2.359028530761975, 0.5833333333333334, 0.08521905060236652, 0.3648510408578179, 0.35, None),
+    "memoriser": (51.10907434395462, 0.4166666666666667, 0.06265429810931285, 0.36968722398485515, 0.25, 0.006935853349406293),
+    "gaussian_blob": (1511.0769293053397, 0.9583333333333334, 0.131718955313166, 0.34588382703369963, 1.0, 0.9980559645590389),
+    "random_cylinder": (638.8158018925967, 0.625, 0.14829940674826503, 0.34554287252538424, 0.4, 0.22547166994749246),
+}
+
+
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_report_numbers_do_not_depend_on_workers_and_match_the_serial_code(tmp_path, workers):
+    root = tmp_path / "ds"
+    rng = np.random.default_rng(0)
+    write_dataset(root, {"a": fragments(tubes(20, rng)), "b": fragments(tubes(20, rng)), "c": fragments(tubes(16, rng))},
+                  {"train": ["a", "b"], "test": ["c"]}, radius_um=10.0)
+    samples = write_samples(tmp_path / "s.npz", tubes(20, np.random.default_rng(1)), dataset=root)
+    out = tmp_path / "r"
+    assert main(["--samples", str(samples), "--reference", str(root), "--out", str(out), "--n", "12", "--baselines",
+                 *FAST, "--workers", workers]) == 0
+    rows = json.loads((out / "report.json").read_text())["rows"]
+    for key, pinned in PINNED.items():
+        r = rows[key]
+        got = (r["feature_mmd"], r["cd"]["1-NNA"], r["cd"]["MMD"], r["emd"]["MMD"], r["morph_ks_mean"],
+               r.get("memorization", {}).get("ratio_median"))
+        assert got == pinned, key

@@ -13,6 +13,7 @@ from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 from mogen.errors import DataError, DatasetError, UsageError
+from mogen.runtime import available_cores  # noqa: F401  (also imported from here by callers)
 from .fragments import (DEFAULT_MAX_FRAGMENTS, DEFAULT_MIN_AREA_FRAC, DEFAULT_POINTS, DEFAULT_RADIUS_UM,
                         DEFAULT_SPACING_UM, make_fragments)
 from .neuron import collect_inputs
@@ -63,14 +64,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="processes cutting neurons in parallel (default: the cores this process may use, here %(default)s)")
     p.add_argument("--no-preview", action="store_true", help="do not write DIR/preview.png (a few fragments)")
     p.add_argument("--force", action="store_true", help="replace the dataset an earlier `mogen prepare` wrote in --out")
-
-
-def available_cores() -> int:
-    """CPU cores this process may run on (its affinity mask where the OS has one)."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # macOS, Windows
-        return os.cpu_count() or 1
 
 
 # Argument ranges: beyond them no neuron dataset makes sense, and the work or memory explodes.

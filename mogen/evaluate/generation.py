@@ -37,6 +37,8 @@ With ``--wandb offline`` (or ``online``) the tables and plots also go to a wandb
 Generated and reference sets are of equal size: ``n = min(--n, samples, reference fragments)``,
 each drawn at random (``--seed``). With ``--cache DIR`` the reference-side work and the
 baseline rows are kept, so scoring the next checkpoint's samples only scores that set.
+Per-cloud and per-pair work (features, EMD, morphometrics, the exact memorisation search) runs
+in ``--workers`` processes (default: one per usable core); the numbers do not depend on it.
 
 Samples conditioned on the split they are scored against (``sample.py --cond DATASET:test``)
 carry that split's centroids, covariances and leaf counts: the report then carries a loud
@@ -64,6 +66,7 @@ from mogen.errors import UsageError
 from mogen.metrics.features import FEATURE_NAMES, cloud_features
 from mogen.samples import read_samples
 from mogen.metrics.memorization import memorization, nearest_chamfer
+from mogen.metrics.parallel import default_workers, map_chunks, split
 from mogen.metrics.mmd import feature_scale, mmd_floor, mmd_rbf
 from mogen.metrics.morphometrics import MORPH_NAMES, compare_morphometrics, morphometrics
 from mogen.metrics.pointcloud import chamfer_matrix, emd_matrix, outside_ball, pointflow_metrics, subsample
@@ -119,6 +122,7 @@ class Request:
     cache: Path | None = None
     threads: int = 0
     wandb: str = "off"
+    workers: int = 1  # processes for the per-cloud and per-pair metrics (results do not depend on it)
 
 
 def settings_from_args(args) -> tuple[Request, Settings]:
@@ -126,7 +130,7 @@ def settings_from_args(args) -> tuple[Request, Settings]:
     request = Request(reference=args.reference, out=args.out, samples=args.samples, split=args.split,
                       train_split=args.train_split, baselines=args.baselines, force=args.force,
                       allow_overlap=args.allow_overlap, allow_foreign=args.allow_foreign_generator,
-                      cache=args.cache, threads=args.threads, wandb=args.wandb)
+                      cache=args.cache, threads=args.threads, wandb=args.wandb, workers=args.workers)
     fields = {f.name for f in dataclasses.fields(Settings)} - {"radius_um"}
     return request, Settings(**{k: getattr(args, k) for k in fields})
 
@@ -155,6 +159,8 @@ def check_request(request: Request, settings: Settings) -> None:
             raise UsageError(f"--critic-points must exceed the critic's {CRITIC_K} neighbours, got {settings.critic_points}")
     if request.wandb not in WANDB_MODES:
         raise UsageError(f"--wandb must be one of {', '.join(WANDB_MODES)}, got {request.wandb!r}")
+    if request.workers < 1:
+        raise UsageError(f"--workers must be at least 1, got {request.workers}")
 
 
 # ----------------------------------------------------------------------------- inputs
@@ -241,16 +247,18 @@ class Scorer:
     METRICS = ("cd", "emd", "morph", "mem", "critic")
 
     def __init__(self, reference, train, settings: Settings, log=None, state: dict | None = None,
-                 metrics: tuple[str, ...] = METRICS, progress: bool = True):
+                 metrics: tuple[str, ...] = METRICS, progress: bool = True, workers: int = 1):
         self.settings, self.log, self.metrics, self.progress = settings, log or (lambda msg: None), metrics, progress
+        self.workers = workers
         self.timings: dict[str, float] = {}
         self.reference, self.train = reference, train
+        self._known_features: dict[bytes, np.ndarray] | None = None
         if state is not None:
             self.__dict__.update({k: state[k] for k in self.STATE})
             return
-        s, p = settings, progress
-        self.ref_features = self._timed("features: reference", cloud_features, reference, progress=p)
-        self.train_features = self._timed("features: train", cloud_features, train, progress=p)
+        s, p, w = settings, progress, workers
+        self.ref_features = self._timed("features: reference", self.features, reference)
+        self.train_features = self._timed("features: train", self.features, train)
         self.scale = feature_scale(self.train_features)
         self.floor_kernel = mmd_floor(1, 1, self.ref_features / self.scale, s.sigma) / 2000.0  # 1 - E k(x, x')
         self.ref_cd = self.d_rr = self.ref_emd = self.e_rr = self.ref_morph = self.heldout_to_train = None
@@ -260,17 +268,39 @@ class Scorer:
         m = min(s.emd_n, len(reference))
         if "emd" in metrics and m:
             self.ref_emd = subsample(reference[:m], s.emd_points, seed=s.seed).numpy()
-            self.e_rr = self._timed("EMD: reference", emd_matrix, self.ref_emd, progress=p, desc="EMD ref-ref")
+            self.e_rr = self._timed("EMD: reference", emd_matrix, self.ref_emd, progress=p, desc="EMD ref-ref", workers=w)
         if "morph" in metrics and s.morph_n:
             self.ref_morph = self._timed("morphometrics: reference", morphometrics, reference[: s.morph_n],
-                                         s.radius_um, s.voxel_um, s.prune_um, progress=p)
+                                         s.radius_um, s.voxel_um, s.prune_um, progress=p, workers=w)
         k = min(s.mem_n, len(reference))
         if "mem" in metrics and k:
             self.heldout_to_train = self._timed(
                 "memorisation: held-out vs train", nearest_chamfer, reference[:k], train,
                 points=s.cd_points, query_features=self.ref_features[:k], pool_features=self.train_features,
-                progress=p, desc="held-out vs train",
+                progress=p, desc="held-out vs train", workers=w,
             )
+
+    def features(self, clouds) -> np.ndarray:
+        """Shape features of ``clouds``; clouds of the training subset reuse the train features.
+
+        (The real-train baseline row is made of training fragments: their features were computed
+        for the feature scale already.) Identical to ``cloud_features(clouds)``.
+        """
+        given = np.asarray(clouds.detach().cpu() if isinstance(clouds, torch.Tensor) else clouds)
+        x = np.ascontiguousarray(given, dtype=np.float32)
+        if self._known_features is None and getattr(self, "train_features", None) is not None:
+            train = np.ascontiguousarray(np.asarray(self.train, dtype=np.float32))
+            self._known_features = {_cloud_key(c): f for c, f in zip(train, self.train_features)}
+        known = self._known_features or {}
+        keys = [_cloud_key(c) for c in x]
+        todo = [i for i, k in enumerate(keys) if k not in known]
+        out = np.empty((len(x), len(FEATURE_NAMES)))
+        if todo:
+            out[todo] = features_parallel(given if len(todo) == len(x) else given[todo], self.workers, self.progress)
+        for i, k in enumerate(keys):
+            if k in known:
+                out[i] = known[k]
+        return out
 
     def state(self) -> dict:
         return {k: getattr(self, k) for k in self.STATE}
@@ -288,7 +318,7 @@ class Scorer:
         n, m = len(clouds), len(self.reference)
         row: dict = {"n": n, "m": m}
         t0 = time.perf_counter()
-        feats = self._timed(f"features: {label}", cloud_features, clouds, progress=p)
+        feats = self._timed(f"features: {label}", self.features, clouds)
         row["feature_mmd"] = 1000.0 * mmd_rbf(feats / self.scale, self.ref_features / self.scale, s.sigma)
         row["mmd_floor"] = 1000.0 * (1.0 / n + 1.0 / m) * self.floor_kernel
         row["features_mean"] = dict(zip(FEATURE_NAMES, feats.mean(0).tolist()))
@@ -305,19 +335,20 @@ class Scorer:
         row["seconds_feature_mmd_and_cd"] = time.perf_counter() - t0
         if self.e_rr is not None:
             ge = subsample(clouds[: len(self.ref_emd)], s.emd_points, seed=s.seed + 7).numpy()
-            e_gg = self._timed(f"EMD: {label}", emd_matrix, ge, progress=p, desc=f"EMD {label}")
-            e_gr = self._timed(f"EMD: {label}", emd_matrix, ge, self.ref_emd, progress=p, desc=f"EMD {label}-ref")
+            e_gg = self._timed(f"EMD: {label}", emd_matrix, ge, progress=p, desc=f"EMD {label}", workers=self.workers)
+            e_gr = self._timed(f"EMD: {label}", emd_matrix, ge, self.ref_emd, progress=p, desc=f"EMD {label}-ref",
+                               workers=self.workers)
             row["emd"] = pointflow_metrics(e_gr, e_gg, self.e_rr)
         if self.ref_morph is not None:
             morph = self._timed(f"morphometrics: {label}", morphometrics, clouds[: s.morph_n], s.radius_um,
-                                s.voxel_um, s.prune_um, progress=p)
+                                s.voxel_um, s.prune_um, progress=p, workers=self.workers)
             row["morphometrics"] = compare_morphometrics(morph, self.ref_morph)
             row["morph_ks_mean"] = float(np.mean([v["KS"] for v in row["morphometrics"].values()]))
             row["_morph"] = morph
         if check_memorization and self.heldout_to_train is not None:
             mem = self._timed(
                 f"memorisation: {label}", memorization, clouds[: s.mem_n], self.train, self.reference,
-                points=s.cd_points, heldout_to_train=self.heldout_to_train, progress=p,
+                points=s.cd_points, heldout_to_train=self.heldout_to_train, progress=p, workers=self.workers,
                 features={"generated": feats[: s.mem_n], "train": self.train_features, "heldout": self.ref_features},
             )
             row["memorization"] = {k: v for k, v in mem.items() if np.ndim(v) == 0}
@@ -331,6 +362,25 @@ class Scorer:
                                                    "n_test_per_side", "steps", "points", "seconds")}
         row["_features"] = feats
         return row
+
+
+def _cloud_key(cloud: np.ndarray) -> bytes:
+    """A cloud's identity for reuse: a digest of its float32 bytes (equal bytes, equal features)."""
+    import hashlib
+
+    return hashlib.blake2b(cloud.tobytes(), digest_size=16).digest()
+
+
+def _features_chunk(clouds) -> np.ndarray:
+    return cloud_features(clouds, workers=1)
+
+
+def features_parallel(clouds, workers: int, progress: bool = False) -> np.ndarray:
+    """:func:`cloud_features` of ``clouds`` with ``workers`` processes (same values)."""
+    if workers <= 1 or len(clouds) < 2:
+        return cloud_features(clouds, progress=progress)
+    x = np.asarray(clouds.detach().cpu() if isinstance(clouds, torch.Tensor) else clouds)
+    return np.concatenate(map_chunks(_features_chunk, [x[r.start : r.stop] for r in split(len(x), 4 * workers)], workers))
 
 
 def score_sets(scorer: Scorer, sets: dict[str, tuple[str, np.ndarray]], cached_rows: dict, log) -> dict:
@@ -646,6 +696,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--wandb", choices=WANDB_MODES, default="off",
                    help="also log the tables and plots to a wandb run in --out (offline: no account or network; "
                         "`wandb sync OUT/wandb/offline-run-*` uploads it later)")
+    p.add_argument("--workers", type=int, default=default_workers(),
+                   help="processes for features, EMD, morphometrics and memorisation (default: the cores this "
+                        "process may use, here %(default)s; the numbers do not depend on it)")
 
 
 def evaluate(request: Request, settings: Settings, log=_log) -> dict:
@@ -673,7 +726,8 @@ def evaluate(request: Request, settings: Settings, log=_log) -> dict:
         if cache_file.is_file():
             cached = torch.load(cache_file, weights_only=False)
             log(f"reusing reference-side work and baseline rows from {cache_file}")
-    scorer = Scorer(reference, data.train, settings, log, state=cached["scorer"] if cached else None)
+    scorer = Scorer(reference, data.train, settings, log, state=cached["scorer"] if cached else None,
+                    workers=request.workers)
     sets: dict[str, tuple[str, np.ndarray]] = {}
     if samples is not None:
         # random order too: the subsets take the first rows, and sample.py may write in condition order

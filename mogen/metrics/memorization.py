@@ -43,6 +43,7 @@ from tqdm.auto import tqdm
 from scipy.spatial import cKDTree
 
 from mogen.metrics.features import as_clouds, cloud_features
+from mogen.metrics.parallel import map_chunks, split
 from mogen.metrics.pointcloud import chamfer_matrix, subsample
 
 COPY_QUANTILE = 0.01
@@ -57,13 +58,14 @@ def nearest_chamfer(
     pool_features: np.ndarray | None = None,
     progress: bool = False,
     desc: str = "nearest",
+    workers: int = 1,
 ) -> np.ndarray:
     """Full-resolution CD from each query cloud to its nearest cloud in ``pool`` [m, N, 3].
 
     Candidates: the ``candidates`` nearest by CD of ``points``-point subsamples, plus as
     many nearest in MoGen shape-feature space (standardised by the pool's std), which
     finds copies even among clouds that look alike at low resolution. Features are
-    computed when not given.
+    computed when not given. ``workers`` processes share the exact stage (same result).
     """
     queries = as_clouds(queries, "queries")
     pool = as_clouds(pool, "pool")
@@ -76,12 +78,27 @@ def nearest_chamfer(
     pf = cloud_features(pool) if pool_features is None else np.asarray(pool_features)
     scale = np.where(pf.std(0) > 0, pf.std(0), 1.0)
     by_feature = cKDTree(pf / scale).query(qf / scale, k=k)[1].reshape(len(qf), k)
+    wanted = [set(by_cd[i].tolist()) | set(by_feature[i].tolist()) for i in range(len(queries))]
+    if workers > 1 and len(queries) > 1:
+        chunks = []
+        for r in split(len(queries), 4 * workers):
+            used = sorted(set().union(*(wanted[i] for i in r)))  # send each worker only its candidates
+            local = {j: k for k, j in enumerate(used)}
+            chunks.append((queries[r.start : r.stop], pool[used], [[local[j] for j in wanted[i]] for i in r], False))
+        return np.concatenate(map_chunks(_exact_nearest, chunks, workers))
+    bar = dict(desc=f"{desc} (exact)", disable=not progress, leave=False)
+    return _exact_nearest((queries, pool, [list(w) for w in wanted], bar))
+
+
+def _exact_nearest(args) -> np.ndarray:
+    """Full-resolution CD from each query to the nearest of its candidate pool clouds."""
+    queries, pool, candidates, bar = args
     out = np.empty(len(queries))
     trees: dict[int, cKDTree] = {}  # pool clouds are candidates of many queries: build once
-    for i in tqdm(range(len(queries)), desc=f"{desc} (exact)", disable=not progress, leave=False):
+    for i in tqdm(range(len(queries)), **(bar or {"disable": True})):
         q, q_tree = queries[i], cKDTree(queries[i])
         best = np.inf
-        for j in set(by_cd[i].tolist()) | set(by_feature[i].tolist()):
+        for j in candidates[i]:
             if j not in trees:
                 trees[j] = cKDTree(pool[j])
             cd = (trees[j].query(q)[0] ** 2).mean() + (q_tree.query(pool[j])[0] ** 2).mean()
@@ -100,6 +117,7 @@ def memorization(
     heldout_to_train: np.ndarray | None = None,
     features: dict | None = None,
     progress: bool = False,
+    workers: int = 1,
 ) -> dict:
     """Nearest-train vs nearest-held-out Chamfer distances of generated clouds.
 
@@ -114,6 +132,7 @@ def memorization(
         Precomputed nearest-train CD of the held-out fragments (reused across sets).
     features : optional dict with "generated", "train", "heldout"
         Precomputed :func:`cloud_features` of the three sets (computed when missing).
+    workers : processes for the exact nearest searches (:mod:`mogen.metrics.parallel`; same result).
 
     Returns
     -------
@@ -126,7 +145,7 @@ def memorization(
     for key, clouds in (("generated", generated), ("train", train), ("heldout", heldout)):
         if f.get(key) is None:
             f[key] = cloud_features(clouds)
-    kw = dict(points=points, candidates=candidates, progress=progress)
+    kw = dict(points=points, candidates=candidates, progress=progress, workers=workers)
     d_train = nearest_chamfer(generated, train, query_features=f["generated"], pool_features=f["train"], desc="memorisation: train", **kw)
     d_heldout = nearest_chamfer(generated, heldout, query_features=f["generated"], pool_features=f["heldout"], desc="memorisation: held-out", **kw)
     if heldout_to_train is None:

@@ -41,6 +41,7 @@ from scipy.spatial.distance import cdist
 from tqdm.auto import tqdm
 
 from mogen.metrics.features import as_clouds
+from mogen.metrics.parallel import map_chunks, split
 
 
 def subsample(clouds, points: int | None, seed: int = 0) -> torch.Tensor:
@@ -117,10 +118,16 @@ def emd(x: np.ndarray, y: np.ndarray) -> float:
     return float(cost[rows, cols].mean())
 
 
-def emd_matrix(a, b=None, progress: bool = False, desc: str = "EMD") -> torch.Tensor:
+def _emd_pairs(args) -> list[float]:
+    a, b, pairs = args
+    return [emd(a[i], b[j]) for i, j in pairs]
+
+
+def emd_matrix(a, b=None, progress: bool = False, desc: str = "EMD", workers: int = 1) -> torch.Tensor:
     """Pairwise exact EMD (see :func:`emd`); ``b=None`` for the symmetric matrix of ``a``.
 
     Cost grows as N^3 per pair: use ~128-256 points (``subsample``) and a subset of clouds.
+    ``workers`` processes share the pairs (:mod:`mogen.metrics.parallel`; same result).
     """
     a = as_clouds(a, "a")
     sym = b is None
@@ -128,6 +135,14 @@ def emd_matrix(a, b=None, progress: bool = False, desc: str = "EMD") -> torch.Te
     n, m = len(a), len(b)
     out = torch.zeros(n, m, dtype=torch.float64)
     jobs = [(i, j) for i in range(n) for j in range(m) if not sym or j > i]
+    if workers > 1 and len(jobs) > 1:
+        parts = split(len(jobs), 4 * workers)
+        values = np.concatenate(map_chunks(_emd_pairs, [(a, b, jobs[r.start : r.stop]) for r in parts], workers))
+        rows, cols = np.array(jobs).T
+        out[rows, cols] = torch.from_numpy(values)
+        if sym:
+            out[cols, rows] = torch.from_numpy(values)
+        return out
     for i, j in tqdm(jobs, desc=desc, unit="pair", disable=not progress, leave=False):
         out[i, j] = emd(a[i], b[j])
         if sym:
