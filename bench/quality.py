@@ -47,7 +47,6 @@ from mogen.data import read_split  # noqa: E402
 from mogen.data.conditions import COND_GROUP_NAMES, group_index  # noqa: E402
 from mogen.evaluate.baselines import make_baselines  # noqa: E402
 from mogen.evaluate.generation import Scorer, Settings, draw_reference  # noqa: E402
-from mogen.metrics.morphometrics import MORPH_NAMES  # noqa: E402
 from mogen.sampling import draw_conditions, load_generator, sample_clouds  # noqa: E402
 from mogen.training import ensure_data  # noqa: E402
 from common import record  # noqa: E402  (bench/)
