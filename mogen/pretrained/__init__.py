@@ -80,10 +80,3 @@ def bundle(ckpt, name: str, record: dict, max_conditions: int = 4096, seed: int 
     (root / "index.json").write_text(json.dumps(dict(sorted(records.items())), indent=1) + "\n")
     return root / file
 
-
-if __name__ == "__main__":
-    import sys
-
-    if len(sys.argv) != 4:
-        raise SystemExit("usage: python -m mogen.pretrained NAME CKPT RECORD.json")
-    print(bundle(sys.argv[2], sys.argv[1], json.loads(Path(sys.argv[3]).read_text())))
