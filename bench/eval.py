@@ -10,7 +10,8 @@ Parts:
 - ``ratio``: the issue's other target, in one run: sample ``--report-n`` (256) clouds from
   ``--ckpt`` at 20 network calls (``sample.py``), then the full realism report of those clouds
   with ``--baselines`` (``python -m mogen.evaluate.generation``), once per ``--workers`` value;
-  prints report seconds / sampling seconds (goal <= 1).
+  prints report seconds / sampling seconds (goal <= 1); the last ``--workers`` value also runs
+  with ``--cache``, then again from that cache (the cost of each later checkpoint's report).
 - ``speed``: the issue's target, feature-MMD + 1-NNA-CD for n vs n clouds of the dataset's
   point count (defaults 1,000 vs 1,000, Chamfer on ``--cd-points`` points), split into
   feature extraction, Chamfer matrices and the rest; plus EMD and morphometrics per cloud.
@@ -26,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -104,20 +106,28 @@ def ratio(args, train, test):
     t_sample = time.perf_counter() - t0
     load_sample = os.getloadavg()[0]
     rows = []
-    for w in args.workers:
+    cache = out / "cache"
+    shutil.rmtree(cache, ignore_errors=True)
+    # Cold: everything from scratch (the last --workers value also fills a --cache). Cached:
+    # the next checkpoint's report against the same data, which is how reports are used
+    # during development: only the generated row is scored.
+    runs = [(w, "cold", []) for w in args.workers[:-1]]
+    runs += [(args.workers[-1], "cold", ["--cache", str(cache)]), (args.workers[-1], "cached", ["--cache", str(cache)])]
+    for w, kind, extra in runs:
         t0 = time.perf_counter()
         run_command("python -m mogen.evaluate.generation", generation, [
             "--samples", str(out / "samples" / "samples.npz"), "--reference", str(args.data), "--baselines",
-            "--n", str(args.report_n), "--workers", str(w), "--out", str(out / f"report-w{w}"), "--force"])
-        rows.append((w, time.perf_counter() - t0, os.getloadavg()[0]))
+            "--n", str(args.report_n), "--workers", str(w), "--out", str(out / f"report-w{w}-{kind}"), "--force",
+            *extra])
+        rows.append((f"{w} worker(s), {kind}", time.perf_counter() - t0, os.getloadavg()[0]))
     print(f"\n## ratio: {args.report_n} clouds, sampled at 20 calls vs the full report (--baselines), "
           f"{torch.get_num_threads()} torch threads, {os.cpu_count()} CPUs")
     print("| step | seconds | load average after |\n|---|---|---|")
     print(f"| sample {args.report_n} clouds, 20 calls | {t_sample:.1f} | {load_sample:.1f} |")
-    for w, t, load in rows:
-        print(f"| report, {w} worker process(es) | {t:.1f} | {load:.1f} |")
-    for w, t, _ in rows:
-        print(f"ratio report / sampling, {w} worker(s): {t / t_sample:.2f} (goal <= 1)")
+    for what, t, load in rows:
+        print(f"| report, {what} | {t:.1f} | {load:.1f} |")
+    for what, t, _ in rows:
+        print(f"ratio report / sampling, {what}: {t / t_sample:.2f} (goal <= 1)")
 
 
 def sanity(args, train, test):
