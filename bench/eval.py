@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import shutil
 import sys
 import time
 from pathlib import Path
@@ -41,6 +40,7 @@ from mogen.metrics.features import cloud_features  # noqa: E402
 from mogen.evaluate.generation import features_parallel  # noqa: E402
 from mogen.metrics.mmd import feature_scale, mmd_rbf  # noqa: E402
 from mogen.data import read_manifest, read_split  # noqa: E402
+from mogen.errors import MogenError  # noqa: E402
 from mogen.metrics.morphometrics import morphometrics  # noqa: E402
 from mogen.metrics.parallel import default_workers  # noqa: E402
 from mogen.metrics.pointcloud import chamfer_matrix, emd, pointflow_metrics, subsample  # noqa: E402
@@ -97,8 +97,6 @@ def ratio(args, train, test):
     from mogen.cli import run_command
     from mogen.evaluate import generation
 
-    if args.ckpt is None:
-        raise SystemExit("--parts ratio needs --ckpt (a checkpoint written by train.py)")
     out = args.scratch
     t0 = time.perf_counter()
     run_command("sample.py", sampling, ["--ckpt", str(args.ckpt), "--n", str(args.report_n), "--steps", "20",
@@ -106,8 +104,9 @@ def ratio(args, train, test):
     t_sample = time.perf_counter() - t0
     load_sample = os.getloadavg()[0]
     rows = []
-    cache = out / "cache"
-    shutil.rmtree(cache, ignore_errors=True)
+    cache = out / "report-cache"
+    for stale in cache.glob("eval-generation-*.pt"):  # only this bench's own cache files: a cold start
+        stale.unlink()
     # Cold: everything from scratch (the last --workers value also fills a --cache). Cached:
     # the next checkpoint's report against the same data, which is how reports are used
     # during development: only the generated row is scored.
@@ -186,8 +185,19 @@ def main():
                    help="worker processes of the report (ratio: one report per value) and of the features (speed: the last)")
     p.add_argument("--scratch", type=Path, default=Path("/tmp/mogen-bench-eval"), help="where ratio writes samples and reports")
     args = p.parse_args()
+    # Bad arguments and a bad dataset end in one line before any work, as in the mogen commands.
+    for name in ("n", "cd_points", "threads", "repeats", "fidelity_n", "report_n"):
+        if getattr(args, name) < 1:
+            p.error(f"--{name.replace('_', '-')} must be at least 1, got {getattr(args, name)}")
+    if min(args.workers) < 1:
+        p.error(f"--workers must be at least 1, got {min(args.workers)}")
+    if "ratio" in args.parts and (args.ckpt is None or not args.ckpt.exists()):
+        p.error(f"--parts ratio needs --ckpt, a checkpoint written by train.py (got {args.ckpt})")
     torch.set_num_threads(args.threads)
-    manifest = read_manifest(args.data)
+    try:
+        manifest = read_manifest(args.data)
+    except MogenError as e:
+        raise SystemExit(f"bench/eval.py: error: {e}") from None
     args.radius = float(manifest["radius_um"])
     train, test = load(args.data, "train"), load(args.data, "test")
     print(f"# bench/eval.py on {args.data} (train {len(train)}, test {len(test)} fragments); "
