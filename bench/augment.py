@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import glob
+import sys
 import time
 
 import numpy as np
@@ -115,4 +116,6 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    from common import run  # (bench/)
+
+    sys.exit(run(main))

@@ -110,4 +110,6 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    from common import run  # (bench/)
+
+    sys.exit(run(main))

@@ -27,3 +27,17 @@ def record(text: str, section: str, path: Path = ROOT / "BENCHMARKS.md") -> None
     nxt = len(doc) if nxt < 0 else nxt + 1
     body = doc[start:nxt].rstrip("\n") + "\n\n" + text + "\n"
     path.write_text(doc[:start] + body + doc[nxt:])
+
+
+def run(main) -> int:
+    """Run a benchmark's ``main``; a mogen error (bad argument, file or dataset) ends in one
+    line naming the script, not a traceback, as in the mogen commands."""
+    import sys
+
+    from mogen.errors import MogenError
+
+    try:
+        return main() or 0
+    except MogenError as e:
+        print(f"bench/{Path(sys.argv[0]).name}: error: {e}", file=sys.stderr)
+        return 2

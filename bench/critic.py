@@ -80,4 +80,6 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    from common import run  # (bench/)
+
+    sys.exit(run(main))

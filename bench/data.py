@@ -214,4 +214,6 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from common import run  # (bench/)
+
+    sys.exit(run(main))

@@ -207,4 +207,6 @@ def main():
 
 
 if __name__ == "__main__":
-    main()
+    from common import run  # (bench/)
+
+    sys.exit(run(main))

@@ -220,4 +220,6 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from common import run  # (bench/)
+
+    sys.exit(run(main))

@@ -121,6 +121,12 @@ def main(argv=None):
     p.add_argument("--conditions", default="machine shared with other jobs", help="free text for the record")
     p.add_argument("--record", action="store_true", help="append the table to BENCHMARKS.md")
     args = p.parse_args(argv)
+    for name in ('points', 'batch', 'repeats'):  # one line before any work, not a traceback from deep inside
+        least = 17 if name == "points" else 1  # points: more than the 16 neighbours each one sees
+        if getattr(args, name) < least:
+            p.error(f"--{name} must be at least {least}, got {getattr(args, name)}")
+    if args.threads < 0:
+        p.error(f"--threads must be 0 (torch default) or more, got {args.threads}")
     if args.threads:
         torch.set_num_threads(args.threads)
     rows = [bench_config(c, args.points, args.batch, args.repeats, args.full) for c in args.configs.split(",")]
@@ -158,4 +164,6 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from common import run  # (bench/)
+
+    sys.exit(run(main))

@@ -110,4 +110,6 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from common import run  # (bench/)
+
+    sys.exit(run(main))
