@@ -29,6 +29,14 @@ def record(text: str, section: str, path: Path = ROOT / "BENCHMARKS.md") -> None
     path.write_text(doc[:start] + body + doc[nxt:])
 
 
+def check_at_least(parser, args, least: dict[str, int]) -> None:
+    """``parser.error`` (one line, before any work) for the first ``args.NAME < least[NAME]``."""
+    for name, low in least.items():
+        value = getattr(args, name)
+        if value < low:
+            parser.error(f"--{name.replace('_', '-')} must be at least {low}, got {value}")
+
+
 def run(main) -> int:
     """Run a benchmark's ``main``; a mogen error (bad argument, file or dataset) ends in one
     line naming the script, not a traceback, as in the mogen commands."""

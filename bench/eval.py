@@ -41,6 +41,7 @@ from mogen.evaluate.generation import features_parallel  # noqa: E402
 from mogen.metrics.mmd import feature_scale, mmd_rbf  # noqa: E402
 from mogen.data import read_manifest, read_split  # noqa: E402
 from mogen.errors import MogenError  # noqa: E402
+from common import check_at_least  # noqa: E402  (bench/)
 from mogen.metrics.morphometrics import morphometrics  # noqa: E402
 from mogen.metrics.parallel import default_workers  # noqa: E402
 from mogen.metrics.pointcloud import chamfer_matrix, emd, pointflow_metrics, subsample  # noqa: E402
@@ -99,8 +100,10 @@ def ratio(args, train, test):
 
     out = args.scratch
     t0 = time.perf_counter()
-    run_command("sample.py", sampling, ["--ckpt", str(args.ckpt), "--n", str(args.report_n), "--steps", "20",
-                                         "--out", str(out / "samples"), "--no-ply", "--force"])
+    code = run_command("sample.py", sampling, ["--ckpt", str(args.ckpt), "--n", str(args.report_n), "--steps", "20",
+                                                "--out", str(out / "samples"), "--no-ply", "--force"])
+    if code:  # sample.py said why on stderr; timing a failed step would print a meaningless ratio
+        raise SystemExit(code)
     t_sample = time.perf_counter() - t0
     load_sample = os.getloadavg()[0]
     rows = []
@@ -114,10 +117,12 @@ def ratio(args, train, test):
     runs += [(args.workers[-1], "cold", ["--cache", str(cache)]), (args.workers[-1], "cached", ["--cache", str(cache)])]
     for w, kind, extra in runs:
         t0 = time.perf_counter()
-        run_command("python -m mogen.evaluate.generation", generation, [
+        code = run_command("python -m mogen.evaluate.generation", generation, [
             "--samples", str(out / "samples" / "samples.npz"), "--reference", str(args.data), "--baselines",
             "--n", str(args.report_n), "--workers", str(w), "--out", str(out / f"report-w{w}-{kind}"), "--force",
             *extra])
+        if code:
+            raise SystemExit(code)
         rows.append((f"{w} worker(s), {kind}", time.perf_counter() - t0, os.getloadavg()[0]))
     print(f"\n## ratio: {args.report_n} clouds, sampled at 20 calls vs the full report (--baselines), "
           f"{torch.get_num_threads()} torch threads, {os.cpu_count()} CPUs")
@@ -186,9 +191,7 @@ def main():
     p.add_argument("--scratch", type=Path, default=Path("/tmp/mogen-bench-eval"), help="where ratio writes samples and reports")
     args = p.parse_args()
     # Bad arguments and a bad dataset end in one line before any work, as in the mogen commands.
-    for name in ("n", "cd_points", "threads", "repeats", "fidelity_n", "report_n"):
-        if getattr(args, name) < 1:
-            p.error(f"--{name.replace('_', '-')} must be at least 1, got {getattr(args, name)}")
+    check_at_least(p, args, {name: 1 for name in ("n", "cd_points", "threads", "repeats", "fidelity_n", "report_n")})
     if min(args.workers) < 1:
         p.error(f"--workers must be at least 1, got {min(args.workers)}")
     if "ratio" in args.parts and (args.ckpt is None or not args.ckpt.exists()):

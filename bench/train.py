@@ -35,7 +35,7 @@ sys.path.insert(0, str(ROOT))
 from mogen.data.conditions import COND_DIM, COND_GROUPS  # noqa: E402
 from mogen.flow import drop_conditions, flow_matching_loss  # noqa: E402
 from mogen.model import build_model, count_parameters  # noqa: E402
-from common import best_time as time_steps  # noqa: E402  (bench/)
+from common import best_time as time_steps, check_at_least  # noqa: E402  (bench/)
 
 # torch counts attention FLOPs for its GPU kernels only; the CPU flash kernel does the same work.
 for _op, _formula in (
@@ -99,12 +99,8 @@ def main(argv=None):
     p.add_argument("--conditions", default="machine shared with other jobs", help="free text for the record")
     p.add_argument("--record", action="store_true", help="append the results to BENCHMARKS.md")
     args = p.parse_args(argv)
-    for name in ('points', 'batch', 'repeats'):  # one line before any work, not a traceback from deep inside
-        least = 17 if name == "points" else 1  # points: more than the 16 neighbours each one sees
-        if getattr(args, name) < least:
-            p.error(f"--{name} must be at least {least}, got {getattr(args, name)}")
-    if args.threads < 0:
-        p.error(f"--threads must be 0 (torch default) or more, got {args.threads}")
+    # points: more than the 16 neighbours each one sees; threads 0: torch's default
+    check_at_least(p, args, {"points": 17, "batch": 1, "repeats": 1, "threads": 0})
     if args.threads:
         torch.set_num_threads(args.threads)
     device = torch.device(args.device)
