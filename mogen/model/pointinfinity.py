@@ -73,6 +73,11 @@ class ModelConfig:
     # (its own x1_hat and its neighbours' relative to it), so a sampling trajectory keeps
     # refining one structure instead of re-averaging all structures the noise allows.
     self_cond: bool = False
+    # Fourier features of each point's position: sin/cos of 2^j pi x for j < fourier_octaves.
+    # A linear embedding of raw xyz is smooth at the crop's scale; neurite tubes are 20-50x
+    # thinner, so the point queries need high-frequency position features to say which side
+    # of a thin tube they are on (Tancik et al., 2020). 0: raw coordinates only.
+    fourier_octaves: int = 0
 
 
 PRESETS = {
@@ -85,6 +90,17 @@ PRESETS = {
 }
 
 
+def fourier_features(x: torch.Tensor, octaves: int) -> torch.Tensor:
+    """``[sin, cos](2^j pi x)`` for j < ``octaves``, per coordinate: [..., 6 * octaves].
+
+    >>> fourier_features(torch.zeros(1, 3), 2).tolist()
+    [[0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0]]
+    """
+    freqs = math.pi * 2.0 ** torch.arange(octaves, device=x.device, dtype=x.dtype)
+    args = (x.unsqueeze(-1) * freqs).flatten(-2)  # [..., 3 * octaves]
+    return torch.cat([args.sin(), args.cos()], -1)
+
+
 @register("pointinfinity", presets=PRESETS)
 class VelocityNet(nn.Module):
     Config = ModelConfig
@@ -92,7 +108,7 @@ class VelocityNet(nn.Module):
     def __init__(self, config: ModelConfig):
         super().__init__()
         c = self.config = config
-        self.point_in = nn.Linear((3 + 3 * c.k) * (2 if c.self_cond else 1), c.point_dim)
+        self.point_in = nn.Linear((3 + 3 * c.k) * (2 if c.self_cond else 1) + 6 * c.fourier_octaves, c.point_dim)
         self.time_mlp = nn.Sequential(
             nn.Linear(c.latent_dim, c.latent_dim), nn.SiLU(), nn.Linear(c.latent_dim, c.latent_dim)
         )
@@ -159,6 +175,8 @@ class VelocityNet(nn.Module):
         idx = knn_indices(x, c.k) if knn is None else knn
         rel = self.knn_features(x, idx)
         feats = [x, rel.flatten(2)]
+        if c.fourier_octaves:
+            feats.append(fourier_features(x, c.fourier_octaves))
         if c.self_cond:
             if x1_prev is None:
                 feats.append(torch.zeros_like(x).repeat(1, 1, 1 + c.k))
