@@ -365,8 +365,6 @@ def run(args) -> int:
     nfe = -1 if args.solver == "dopri5" else steps_for_calls(args.solver, args.steps) * CALLS_PER_STEP[args.solver]
     radius = float(data["radius_um"])
     out.mkdir(parents=True, exist_ok=True)
-    if args.force:
-        remove_outputs(out, OUTPUTS)
     provenance = dict(
         checkpoint=str(Path(state["path"]).resolve()), pretrained=args.pretrained, model_type=state.get("model_type"),
         step=state.get("step"), manifest_hash=data.get("manifest_hash"), dataset=data.get("dir"),
@@ -378,6 +376,8 @@ def run(args) -> int:
     provenance.pop("cond_dataset", None) if provenance.get("cond_split") is None else None
     write_samples(out / "samples.npz", pts * radius if args.units == "um" else pts, radius, provenance, units=args.units,
                   cond=cond.numpy(), cond_mask=mask.numpy(), neurite_type=ntype)
+    if args.force:  # only once the new samples are in place: a failed write keeps the earlier outputs
+        remove_outputs(out, OUTPUTS[1:])
     if not args.no_ply:
         for i, p in enumerate(tqdm(pts * (radius if args.units == "um" else 1.0), desc="ply", unit="file")):
             write_ply(p, out / f"sample_{i:04d}.ply")

@@ -109,16 +109,16 @@ _CHUNK = re.compile(r"\d+([./]\d+)*")
 
 
 def foreign_entries(path) -> list[str]:
-    """What in ``path`` a volume of :func:`write_volume` does not hold (empty: the path is one of ours).
+    """Why ``path`` is not a volume of :func:`write_volume` (empty: it is one of ours).
 
     A zarr store may hold only its metadata and the arrays ``labels``, ``supervoxels``, ``raw``
     (their metadata and chunk files), with the ``mogen`` record; an HDF5 file must carry the
-    ``mogen`` attribute. Anything else is named, relative to ``path``.
+    ``mogen`` attribute. Files that do not belong are named, relative to ``path``.
     """
     path = Path(path)
     if volume_format(path) == "zarr":
         if not path.is_dir():
-            return ["(a file, not a zarr folder)"]
+            return ["a file, not a zarr folder"]
         foreign = []
         for f in sorted(path.iterdir()):
             if f.name in _ZARR_META and f.is_file():
@@ -132,25 +132,25 @@ def foreign_entries(path) -> list[str]:
             ours = "mogen" in json.loads((path / ".zattrs").read_text())
         except (OSError, ValueError):
             ours = False
-        return foreign + ([] if ours else ["(no mogen record in .zattrs)"])
+        shown = ", ".join(foreign[:5]) + (f" and {len(foreign) - 5} more" if len(foreign) > 5 else "")
+        return ([f"it holds {shown}"] if foreign else []) + ([] if ours else ["no mogen record in .zattrs"])
     if not path.is_file():
-        return ["(a folder, not an HDF5 file)"]
+        return ["a folder, not an HDF5 file"]
     try:
         import h5py
 
         with h5py.File(path, "r") as f:
-            return [] if "mogen" in f.attrs else ["(no mogen attribute)"]
+            return [] if "mogen" in f.attrs else ["no mogen attribute"]
     except Exception:  # not HDF5 at all
-        return ["(not an HDF5 file)"]
+        return ["not an HDF5 file"]
 
 
 def check_replaceable(path) -> None:
     """Refuse to replace ``path`` unless it is a volume :func:`write_volume` wrote (see
-    :func:`foreign_entries`); raises :class:`UsageError` naming what is not ours."""
-    foreign = foreign_entries(path)
-    if foreign:
-        shown = ", ".join(foreign[:5]) + (f" and {len(foreign) - 5} more" if len(foreign) > 5 else "")
-        raise UsageError(f"{path} is not a volume written by mogen (it holds {shown}); --overwrite replaces only "
+    :func:`foreign_entries`); raises :class:`UsageError` saying why."""
+    why = foreign_entries(path)
+    if why:
+        raise UsageError(f"{path} is not a volume written by mogen ({'; '.join(why)}); --overwrite replaces only "
                          "mogen's own volumes: move it away or choose another --out")
 
 

@@ -167,9 +167,9 @@ def clear_stale_work(out: Path) -> None:
 
 def _work_dir(out: Path) -> Path:
     """A fresh folder beside --out that the dataset is written into, clearly marked as partial."""
+    work = out.parent / f".{out.name}{PARTIAL}{os.getpid()}"
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
-        work = out.parent / f".{out.name}{PARTIAL}{os.getpid()}"
         if work.exists():
             shutil.rmtree(work)
         work.mkdir()
@@ -177,6 +177,9 @@ def _work_dir(out: Path) -> Path:
             f"An unfinished `mogen prepare --out {out}` (process {os.getpid()}) writes here; the dataset is moved to\n"
             f"{out} when it is complete. If that run is gone, this folder can be deleted.\n")
     except OSError as exc:
+        shutil.rmtree(work, ignore_errors=True)
+        if is_write_error(exc):  # named by the folder: the working folder is gone again
+            raise write_failure(OSError(exc.errno, exc.strerror), out.parent.resolve()) from None
         raise UsageError(f"--out {out}: cannot write beside it in {out.parent} ({exc.strerror or exc})") from None
     return work
 
