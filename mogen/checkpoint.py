@@ -27,11 +27,11 @@ True
 
 from __future__ import annotations
 
-import os
 import random
 from pathlib import Path
 
 from mogen.errors import CheckpointError
+from mogen.outputs import atomic_path
 
 import numpy as np
 import torch
@@ -43,9 +43,8 @@ REQUIRED_KEYS = ("ema", "config", "model_config", "step", "data")
 def save_checkpoint(state: dict, path: str | Path) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    torch.save(state, tmp)
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:  # removed again if the disk fills
+        torch.save(state, tmp)
 
 
 def resolve_checkpoint(path: str | Path) -> Path:

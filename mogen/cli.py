@@ -42,16 +42,34 @@ def make_parser(prog: str, module) -> argparse.ArgumentParser:
 def run_command(prog: str, module, argv: list[str] | None = None) -> int:
     """Parse ``argv`` for ``module`` and run it; a :class:`MogenError` becomes one line on stderr.
 
-    Exit status: 0 done, 1 bad input data, 2 bad arguments, 130 interrupted.
-    """
-    from mogen.errors import DataError, MogenError
+    The outputs the module names in ``outputs(args)`` (``{flag: path}``) are locked for the run
+    (:func:`mogen.outputs.hold_outputs`: a second writer is refused at once), and an OSError of
+    writing (full disk, permission, read-only) becomes one line naming the path.
 
+    Exit status: 0 done, 1 bad input data or an output that cannot be written, 2 bad arguments
+    (or an output in use), 130 interrupted.
+    """
+    import shlex
+
+    from mogen.errors import DataError, MogenError
+    from mogen.outputs import hold_outputs, is_write_error, write_failure
+
+    argv = list(sys.argv[1:] if argv is None else argv)
     args = make_parser(prog, module).parse_args(argv)
+    outputs = {}
     try:
-        return int(module.run(args) or 0)
+        outputs = module.outputs(args) if hasattr(module, "outputs") else {}
+        with hold_outputs(outputs, command=" ".join([prog, shlex.join(argv)])):
+            return int(module.run(args) or 0)
     except MogenError as exc:
         print(f"{prog}: error: {exc}", file=sys.stderr)
         return EXIT_DATA if isinstance(exc, DataError) else EXIT_USAGE
+    except OSError as exc:
+        if not is_write_error(exc):
+            raise
+        where = next((path for path in outputs.values() if path is not None), None)  # errors without a file name
+        print(f"{prog}: error: {write_failure(exc, where)}", file=sys.stderr)
+        return EXIT_DATA
     except KeyboardInterrupt:
         print(f"\n{prog}: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED

@@ -6,7 +6,8 @@ its message as one line, without a traceback. Anything else that escapes is a bu
 - :class:`UsageError`: a command-line argument or config value that is out of range,
   missing or inconsistent, caught before any work starts.
 - :class:`DataError`: an input file (or neuron) that cannot be used; names the file, where
-  in it, and what is wrong. Its subclasses name the format.
+  in it, and what is wrong. Its subclasses name the format; :class:`OutputError` is an
+  output that cannot be written (full disk, permission), made by :mod:`mogen.outputs`.
 """
 
 from __future__ import annotations
@@ -68,3 +69,7 @@ class SamplesError(DataError):
 
 class VolumeError(DataError):
     """A zarr/HDF5 volume that cannot be written or read."""
+
+
+class OutputError(DataError):
+    """An output that cannot be written: full disk, quota, no permission, read-only file system."""

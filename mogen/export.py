@@ -31,7 +31,6 @@ Examples
 
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 
@@ -39,6 +38,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from mogen.errors import UsageError
+from mogen.outputs import check_own, json_with, remove_outputs, write_json
 
 DESCRIPTION = """Turn generated surface clouds (samples.npz) into SWC skeletons, watertight meshes and previews.
 
@@ -46,7 +46,8 @@ Writes OUT/cloud_NNNN.swc (one tree with radii), OUT/cloud_NNNN.ply (watertight 
 and OUT/export.json (sizes, watertightness, sanity checks, NEURON's section count and length).
 """
 
-OUTPUTS = ("export.json", "cloud_*.swc", "cloud_*.png", *(f"cloud_*{s}" for s in (".ply", ".obj", ".stl", ".off", ".glb")))
+OUTPUTS = (r"export\.json", r"cloud_\d{4,}\.(swc|png|ply|obj|stl|off|glb)")  # what --force removes: this command's own files
+RECORD_KEYS = ("samples", "summary", "clouds")  # what marks export.json as ours
 
 
 def export_neurite(points_um: np.ndarray, out_dir: Path, stem: str, voxel_um: float | None = None,
@@ -138,12 +139,12 @@ def check_arguments(args) -> None:
         raise UsageError(f"--out {out} exists and is not a directory")
     if (out / "export.json").exists() and not args.force:
         raise UsageError(f"{out / 'export.json'} exists; pass --force to replace this command's earlier outputs")
+    check_own(out / "export.json", lambda p: json_with(p, RECORD_KEYS), "mogen export")
 
 
-def clear_outputs(out: Path, patterns=OUTPUTS) -> None:
-    for pattern in patterns:
-        for f in out.glob(pattern):
-            f.unlink()
+def outputs(args) -> dict:
+    """What this run writes, locked for its duration by :func:`mogen.cli.run_command`."""
+    return {"--out": Path(args.out)}
 
 
 def run(args) -> int:
@@ -156,7 +157,7 @@ def run(args) -> int:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     if args.force:
-        clear_outputs(out)
+        remove_outputs(out, OUTPUTS)
     swc_types = None
     if samples.neurite_type is not None:
         from mogen.data.swc import NEURITE_TO_SWC
@@ -170,8 +171,8 @@ def run(args) -> int:
                              header=f"from {Path(args.samples).resolve()} cloud {i}")
         records.append({"cloud": i, **rec})
     summary = _summary(records)
-    (out / "export.json").write_text(json.dumps({"samples": str(Path(args.samples).resolve()), "n": n,
-                                                 "summary": summary, "clouds": records}, indent=1))
+    write_json(out / "export.json", {"samples": str(Path(args.samples).resolve()), "n": n, "summary": summary,
+                                     "clouds": records})
     print(f"{n} clouds -> {out}: " + ", ".join(f"{k} {v}" for k, v in summary.items()))
     return 0
 

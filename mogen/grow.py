@@ -45,7 +45,6 @@ Examples
 
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -58,6 +57,7 @@ from scipy.spatial import cKDTree
 from tqdm.auto import tqdm
 
 from mogen.errors import UsageError
+from mogen.outputs import atomic_path, check_own, json_with, remove_outputs, write_json
 from mogen.sampling import condition_request
 from mogen.flow import pair_noise, source_noise
 from mogen.solvers import SOLVERS, guided_velocity, integrate, steps_for_calls
@@ -462,7 +462,8 @@ def seed_from(spec: str, radius: float, n_points: int, seed: int = 0):
 # ----------------------------------------------------------------------------- command
 
 
-OUTPUTS = ("grow.json", "neurite.npz", "neurite.swc", "neurite.png", *(f"neurite.{s}" for s in ("ply", "obj", "stl", "off", "glb")))
+OUTPUTS = (r"grow\.json", r"neurite\.(npz|swc|png|ply|obj|stl|off|glb)")  # what --force removes: this command's own files
+RECORD_KEYS = ("checkpoint", "crops", "per_crop")  # what marks grow.json as ours
 
 
 def add_arguments(p) -> None:
@@ -525,12 +526,18 @@ def check_arguments(args) -> None:
         raise UsageError(f"--out {out} exists and is not a directory")
     if (out / "grow.json").exists() and not args.force:
         raise UsageError(f"{out / 'grow.json'} exists; pass --force to replace this command's earlier outputs")
+    check_own(out / "grow.json", lambda p: json_with(p, RECORD_KEYS), "mogen grow")
+
+
+def outputs(args) -> dict:
+    """What this run writes, locked for its duration by :func:`mogen.cli.run_command`."""
+    return {"--out": Path(args.out)}
 
 
 def run(args) -> int:
     from mogen.data.conditions import neurite_type_index
     from mogen.data.swc import NEURITE_TO_SWC
-    from mogen.export import clear_outputs, export_neurite
+    from mogen.export import export_neurite
     from mogen.runtime import pick_device
     from mogen.sampling import load_generator
 
@@ -551,13 +558,14 @@ def run(args) -> int:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     if args.force:
-        clear_outputs(out, OUTPUTS)
+        remove_outputs(out, OUTPUTS)
     t0 = time.perf_counter()
     grown = grow(model, state, cfg, seed_pts)
     grow_s = time.perf_counter() - t0
     seams = seam_quality(grown.points_um, grown.crop_of)
-    np.savez_compressed(out / "neurite.npz", points_um=grown.points_um.astype(np.float32), crop_of=grown.crop_of,
-                        centres_um=grown.centres, parents=np.array([c.parent for c in grown.crops]))
+    with atomic_path(out / "neurite.npz") as tmp:  # read back by `python -m mogen.evaluate.whole`
+        np.savez_compressed(tmp, points_um=grown.points_um.astype(np.float32), crop_of=grown.crop_of,
+                            centres_um=grown.centres, parents=np.array([c.parent for c in grown.crops]))
     swc_type = NEURITE_TO_SWC[neurite_type_index(args.type)] if args.type else 3
     t1 = time.perf_counter()
     exported = export_neurite(grown.points_um, out, "neurite", args.voxel_um, root=np.zeros(3), swc_type=swc_type,
@@ -573,7 +581,7 @@ def run(args) -> int:
         "seconds": {"grow": round(grow_s, 1), "export": round(export_s, 1)},
         "seams": seams, "export": exported, "per_crop": [asdict(c) for c in grown.crops],
     }
-    (out / "grow.json").write_text(json.dumps(record, indent=1))
+    write_json(out / "grow.json", record)
     sk = exported["skeleton"]
     print(f"grew {len(grown.crops)} crops ({grown.path_um:.0f} µm path; {grown.stop}) in {grow_s:.0f} s -> "
           f"{out / 'neurite.swc'}: {sk['cable_um']:.0f} µm cable, {sk['branch_points']} branch points, "

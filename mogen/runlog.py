@@ -26,6 +26,8 @@ import os
 import sys
 from pathlib import Path
 
+from mogen.outputs import write_json as atomic_json
+
 WANDB_MODES = ("offline", "online", "off")
 
 
@@ -104,7 +106,7 @@ class RunLog:
         if write_json:
             path = self.out_dir / "summary.json"
             old = json.loads(path.read_text()) if path.is_file() else {}
-            path.write_text(json.dumps({**old, **values}, indent=1, default=float))
+            atomic_json(path, {**old, **values}, default=float)  # read back by the next summary: never half-written
         if self.wandb is not None:
             try:
                 self.wandb.summary.update(values)

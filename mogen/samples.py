@@ -33,7 +33,6 @@ Examples
 from __future__ import annotations
 
 import json
-import os
 import zipfile
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -42,6 +41,7 @@ from pathlib import Path
 import numpy as np
 
 from mogen.errors import SamplesError
+from mogen.outputs import atomic_path
 
 FORMAT = "mogen-samples/1"
 UNITS = ("um", "unit")
@@ -111,10 +111,18 @@ def write_samples(path, points: np.ndarray, radius_um: float, provenance: dict, 
             "created": datetime.now(timezone.utc).isoformat(timespec="seconds"), **provenance}
     arrays["provenance"] = np.str_(json.dumps(prov, default=_jsonable))
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}.npz")
-    np.savez(tmp, **arrays)
-    os.replace(tmp, path)
+    with atomic_path(path, needed=sum(np.asarray(a).nbytes for a in arrays.values())) as tmp:
+        np.savez(tmp, **arrays)
     return path
+
+
+def is_samples_file(path) -> bool:
+    """Whether ``path`` is a samples file that mogen wrote (readable npz with points and provenance)."""
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            return "points" in z.files and ("provenance" in z.files or "radius_um" in z.files)
+    except Exception:  # not an npz at all
+        return False
 
 
 def read_samples(path, radius_um: float | None = None, points_per_cloud: int | None = None) -> Samples:

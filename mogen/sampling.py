@@ -35,7 +35,8 @@ from tqdm.auto import tqdm
 
 from mogen.checkpoint import load_checkpoint
 from mogen.errors import CheckpointError, UsageError
-from mogen.samples import write_samples
+from mogen.outputs import check_own, remove_outputs
+from mogen.samples import is_samples_file, write_samples
 from mogen.data.conditions import (COND_DIM, COND_GROUP_NAMES, COND_GROUPS, NEURITE_TYPES, caliber_from_value,  # noqa: F401 (doctest)
                                    caliber_value,
                                    ends_value, group_index, moments, neurite_type_index, with_moments)
@@ -245,7 +246,7 @@ def write_ply(points: np.ndarray, path: Path) -> None:
 
 
 # Files this command writes into --out (and the only ones --force replaces).
-OUTPUTS = ("samples.npz", "samples.png", "sample_*.ply")
+OUTPUTS = (r"samples\.npz", r"samples\.png", r"sample_\d{4,}\.ply")  # what --force removes: this command's own files
 
 
 def add_arguments(p) -> None:
@@ -307,12 +308,12 @@ def check_arguments(args) -> None:
         raise UsageError(f"--out {out} exists and is not a directory")
     if (out / "samples.npz").exists() and not args.force:
         raise UsageError(f"{out / 'samples.npz'} exists; pass --force to replace this command's earlier outputs")
+    check_own(out / "samples.npz", is_samples_file, "sample.py / mogen sample")
 
 
-def _clear_outputs(out: Path) -> None:
-    for pattern in OUTPUTS:
-        for f in out.glob(pattern):
-            f.unlink()
+def outputs(args) -> dict:
+    """What this run writes, locked for its duration by :func:`mogen.cli.run_command`."""
+    return {"--out": Path(args.out)}
 
 
 def run(args) -> int:
@@ -364,8 +365,6 @@ def run(args) -> int:
     nfe = -1 if args.solver == "dopri5" else steps_for_calls(args.solver, args.steps) * CALLS_PER_STEP[args.solver]
     radius = float(data["radius_um"])
     out.mkdir(parents=True, exist_ok=True)
-    if args.force:
-        _clear_outputs(out)
     provenance = dict(
         checkpoint=str(Path(state["path"]).resolve()), pretrained=args.pretrained, model_type=state.get("model_type"),
         step=state.get("step"), manifest_hash=data.get("manifest_hash"), dataset=data.get("dir"),
@@ -377,6 +376,8 @@ def run(args) -> int:
     provenance.pop("cond_dataset", None) if provenance.get("cond_split") is None else None
     write_samples(out / "samples.npz", pts * radius if args.units == "um" else pts, radius, provenance, units=args.units,
                   cond=cond.numpy(), cond_mask=mask.numpy(), neurite_type=ntype)
+    if args.force:  # only once the new samples are in place: a failed write keeps the earlier outputs
+        remove_outputs(out, OUTPUTS[1:])
     if not args.no_ply:
         for i, p in enumerate(tqdm(pts * (radius if args.units == "um" else 1.0), desc="ply", unit="file")):
             write_ply(p, out / f"sample_{i:04d}.ply")

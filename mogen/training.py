@@ -36,7 +36,6 @@ import contextlib
 import copy
 import csv
 import itertools
-import json
 import math
 import os
 import shutil
@@ -54,6 +53,7 @@ from mogen import __version__
 from mogen.checkpoint import CHECKPOINT_NAME, load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from mogen.config import TrainConfig, config_dict, load_config
 from mogen.errors import MogenError, UsageError
+from mogen.outputs import atomic_path, write_json
 from mogen.flow import drop_conditions, flow_matching_loss
 from mogen.model import build_model, count_parameters
 from mogen.runtime import pick_device, set_threads, setup_distributed
@@ -292,7 +292,7 @@ def train(cfg: TrainConfig, resume: str | Path | None = None) -> Path:
     log = None
     if run.writer:
         out_dir.mkdir(parents=True, exist_ok=True)
-        (out_dir / "config.json").write_text(json.dumps(config_dict(cfg), indent=2))
+        write_json(out_dir / "config.json", config_dict(cfg), indent=2)
         rows = _resumed_rows(out_dir / "log.csv", run.step) if resume else []
         log = RunLog(out_dir, config={**config_dict(cfg), "data": run.data_info}, wandb_mode=cfg.wandb, rows=rows)
         print(f"mogen train: {cfg.model_type}/{cfg.model} ({count_parameters(model) / 1e6:.2f}M parameters) on {device}"
@@ -329,8 +329,8 @@ def train(cfg: TrainConfig, resume: str | Path | None = None) -> Path:
             if run.writer and snapshots and run.spent >= 60 * snapshots[0]:
                 save_checkpoint(run.state(), ckpt_path)
                 snap = out_dir / f"ckpt_{snapshots.pop(0):g}min.pt"
-                shutil.copyfile(ckpt_path, snap.with_suffix(".tmp"))
-                os.replace(snap.with_suffix(".tmp"), snap)  # atomic: others may be waiting for it
+                with atomic_path(snap) as tmp:  # others may be waiting for it: never half-written
+                    shutil.copyfile(ckpt_path, tmp)
             lr = lr_at(cfg, run.step, progress)
             for group in opt.param_groups:
                 group["lr"] = lr
@@ -521,9 +521,20 @@ def add_arguments(p) -> None:
                        help=f"default: {defaults[name]!r}")
 
 
+def _config(args) -> TrainConfig:
+    return load_config(args.config, [f"--{k[4:]}={v}" for k, v in vars(args).items() if k.startswith("cfg_")])
+
+
+def outputs(args) -> dict:
+    """The run directory, locked for the run by :func:`mogen.cli.run_command` (by rank 0 only:
+    the other torchrun processes write nothing there)."""
+    if int(os.environ.get("RANK", "0")) != 0:
+        return {}
+    return {"--out_dir": Path(_config(args).out_dir)}
+
+
 def run(args) -> int:
-    overrides = [f"--{k[4:]}={v}" for k, v in vars(args).items() if k.startswith("cfg_")]
-    cfg = load_config(args.config, overrides)
+    cfg = _config(args)
     resume = args.resume
     if resume == "auto":
         resume = Path(cfg.out_dir) / CHECKPOINT_NAME

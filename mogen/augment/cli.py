@@ -22,6 +22,7 @@ import numpy as np
 
 from mogen.augment.volume import VolumeSpec
 from mogen.errors import UsageError
+from mogen.outputs import atomic_path
 
 DESCRIPTION = __doc__
 _DEFAULT = VolumeSpec()
@@ -65,8 +66,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 # ----------------------------------------------------------------------------- render
+EXAMPLE_KEYS = ("points", "labels", "contact_um", "volumes", "label_meaning")  # what marks an examples file as ours
+
+
 def _check_out(path: str, suffixes: tuple[str, ...] | None, overwrite: bool) -> Path:
-    from mogen.augment.io import volume_format
+    """Refuse an --out that exists (without --overwrite) or that mogen did not write (even with it)."""
+    from mogen.augment.io import check_replaceable, volume_format
 
     out = Path(path)
     if suffixes is None:
@@ -75,9 +80,21 @@ def _check_out(path: str, suffixes: tuple[str, ...] | None, overwrite: bool) -> 
         raise UsageError(f"--out {out}: expected a {'/'.join(suffixes)} file")
     if out.exists() and not overwrite:
         raise UsageError(f"{out} exists; pass --overwrite to replace it")
-    if not out.parent.is_dir() and str(out.parent) not in ("", "."):
-        raise UsageError(f"--out {out}: folder {out.parent} does not exist")
+    if out.exists() and suffixes is None:
+        check_replaceable(out)
+    elif out.exists() and not _our_examples(out):
+        raise UsageError(f"{out} is not an examples file written by `mogen augment examples` (no "
+                         f"{'/'.join(EXAMPLE_KEYS)} arrays); --overwrite replaces only its own files: move it away or "
+                         "choose another --out")
     return out
+
+
+def _our_examples(path: Path) -> bool:
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            return path.is_file() and set(EXAMPLE_KEYS) <= set(z.files)
+    except Exception:  # not an npz at all
+        return False
 
 
 def _objects(source: str, split: str, n: int, seed: int) -> tuple[list, float]:
@@ -194,10 +211,17 @@ def _examples(args) -> int:
             parts[f"cell_{side}"].append(np.array([cell.get(int(o), str(o)) for o in cand.objects[:, col]], dtype=str))
         print(f"{path}: {len(cand)} candidates, {cand.false_fraction:.0%} false contacts")
     arrays = {k: np.concatenate(v) for k, v in parts.items()}
-    np.savez(out, **arrays, volumes=np.array([str(v) for v in args.volume]), units="unit ball of radius view_um around the contact",
-             view_um=spec.view_um, label_meaning=json.dumps({"1": "true contact (one object)", "0": "false contact (two objects)"}))
+    with atomic_path(out, needed=sum(a.nbytes for a in arrays.values())) as tmp:
+        np.savez(tmp, **arrays, volumes=np.array([str(v) for v in args.volume]),
+                 units="unit ball of radius view_um around the contact", view_um=spec.view_um,
+                 label_meaning=json.dumps({"1": "true contact (one object)", "0": "false contact (two objects)"}))
     print(f"wrote {out}: {len(arrays['labels'])} candidates ({int(arrays['labels'].sum())} true) from {len(args.volume)} volume(s)")
     return 0
+
+
+def outputs(args) -> dict:
+    """What this run writes, locked for its duration by :func:`mogen.cli.run_command`."""
+    return {"--out": Path(args.out)}
 
 
 def run(args: argparse.Namespace) -> int:

@@ -27,12 +27,13 @@ Examples
 from __future__ import annotations
 
 import json
-import shutil
+import re
 from pathlib import Path
 
 import numpy as np
 
 from mogen.errors import UsageError, VolumeError
+from mogen.outputs import atomic_path
 
 FORMATS = {".zarr": "zarr", ".h5": "hdf5", ".hdf5": "hdf5", ".hdf": "hdf5"}
 ARRAYS = ("labels", "supervoxels", "raw")
@@ -58,7 +59,8 @@ def write_volume(path, labels: np.ndarray, voxel_nm, offset_nm=(0.0, 0.0, 0.0), 
     """Write a volume to ``path`` (``.zarr`` directory or ``.h5``/``.hdf5`` file).
 
     ``metadata`` (JSON-serialisable) is stored as the file attribute ``mogen``. Refuses to
-    replace an existing path unless ``overwrite``.
+    replace an existing path unless ``overwrite``, and even then unless it is a volume written
+    here (:func:`check_replaceable`). Written under a temporary name and renamed into place.
     """
     path = Path(path)
     fmt = volume_format(path)
@@ -76,29 +78,80 @@ def write_volume(path, labels: np.ndarray, voxel_nm, offset_nm=(0.0, 0.0, 0.0), 
     if path.exists():
         if not overwrite:
             raise FileExistsError(f"{path} exists; pass overwrite=True (--overwrite) to replace it")
-        shutil.rmtree(path) if path.is_dir() else path.unlink()
+        check_replaceable(path)
     attrs = _attrs(voxel_nm, offset_nm)
     record = json.loads(json.dumps(metadata or {}))
     chunks = tuple(min(s, c) for s, c in zip(labels.shape, (64, 128, 128)))
-    if fmt == "zarr":
-        import zarr
+    with atomic_path(path) as tmp:  # a full disk or a crash leaves no half-written volume
+        if fmt == "zarr":
+            import zarr
 
-        root = zarr.open_group(str(path), mode="w", zarr_format=2)
-        for name, data in arrays.items():
-            arr = root.create_array(name, shape=data.shape, dtype=data.dtype, chunks=chunks)
-            arr[...] = data
-            arr.attrs.update(attrs)
-        root.attrs["mogen"] = record
-    else:
+            root = zarr.open_group(str(tmp), mode="w", zarr_format=2)
+            for name, data in arrays.items():
+                arr = root.create_array(name, shape=data.shape, dtype=data.dtype, chunks=chunks)
+                arr[...] = data
+                arr.attrs.update(attrs)
+            root.attrs["mogen"] = record
+        else:
+            import h5py
+
+            with h5py.File(tmp, "w") as f:
+                for name, data in arrays.items():
+                    ds = f.create_dataset(name, data=data, chunks=chunks, compression="gzip", compression_opts=4)
+                    for k, v in attrs.items():
+                        ds.attrs[k] = v
+                f.attrs["mogen"] = json.dumps(record)
+    return path
+
+
+_ZARR_META = {".zgroup", ".zattrs", ".zarray", ".zmetadata"}
+_CHUNK = re.compile(r"\d+([./]\d+)*")
+
+
+def foreign_entries(path) -> list[str]:
+    """Why ``path`` is not a volume of :func:`write_volume` (empty: it is one of ours).
+
+    A zarr store may hold only its metadata and the arrays ``labels``, ``supervoxels``, ``raw``
+    (their metadata and chunk files), with the ``mogen`` record; an HDF5 file must carry the
+    ``mogen`` attribute. Files that do not belong are named, relative to ``path``.
+    """
+    path = Path(path)
+    if volume_format(path) == "zarr":
+        if not path.is_dir():
+            return ["a file, not a zarr folder"]
+        foreign = []
+        for f in sorted(path.iterdir()):
+            if f.name in _ZARR_META and f.is_file():
+                continue
+            if f.name in ARRAYS and f.is_dir():
+                foreign += [f"{f.name}/{g.name}" for g in sorted(f.iterdir())
+                            if not ((g.name in _ZARR_META or _CHUNK.fullmatch(g.name)) and g.is_file())]
+                continue
+            foreign.append(f.name + ("/" if f.is_dir() else ""))
+        try:
+            ours = "mogen" in json.loads((path / ".zattrs").read_text())
+        except (OSError, ValueError):
+            ours = False
+        shown = ", ".join(foreign[:5]) + (f" and {len(foreign) - 5} more" if len(foreign) > 5 else "")
+        return ([f"it holds {shown}"] if foreign else []) + ([] if ours else ["no mogen record in .zattrs"])
+    if not path.is_file():
+        return ["a folder, not an HDF5 file"]
+    try:
         import h5py
 
-        with h5py.File(path, "w") as f:
-            for name, data in arrays.items():
-                ds = f.create_dataset(name, data=data, chunks=chunks, compression="gzip", compression_opts=4)
-                for k, v in attrs.items():
-                    ds.attrs[k] = v
-            f.attrs["mogen"] = json.dumps(record)
-    return path
+        with h5py.File(path, "r") as f:
+            return [] if "mogen" in f.attrs else ["no mogen attribute"]
+    except Exception:  # not HDF5 at all
+        return ["not an HDF5 file"]
+
+
+def check_replaceable(path) -> None:
+    """Refuse to replace ``path`` unless it is a volume :func:`write_volume` wrote (see
+    :func:`foreign_entries`); raises :class:`UsageError` saying why."""
+    why = foreign_entries(path)
+    if why:
+        raise UsageError(f"{path} is not a volume written by mogen ({'; '.join(why)}); --overwrite replaces only "
+                         "mogen's own volumes: move it away or choose another --out")
 
 
 def read_volume(path) -> dict:

@@ -27,6 +27,7 @@ import torch
 
 from mogen.errors import DatasetError, UsageError
 from mogen.geometry import random_rotations
+from mogen.outputs import atomic_path, check_space
 
 from .conditions import condition_vector
 from .split import SPLITS
@@ -60,13 +61,20 @@ class DatasetWriter:
         (self.out / _CHUNKS).mkdir(parents=True, exist_ok=True)
 
     def add(self, neuron_id: str, fragments) -> None:
+        """Spill one neuron's fragments to disk (an OSError of writing: :class:`mogen.errors.OutputError`)."""
         path = self.out / _CHUNKS / f"{len(self.chunks):06d}.npz"
-        np.savez(path, points=fragments.points, anchor_um=fragments.anchor_um,
-                 neurite_type=fragments.neurite_type, cable_ends=fragments.cable_ends, caliber=fragments.caliber)
+        arrays = dict(points=fragments.points, anchor_um=fragments.anchor_um, neurite_type=fragments.neurite_type,
+                      cable_ends=fragments.cable_ends, caliber=fragments.caliber)
+        needed = sum(np.asarray(a).nbytes for a in arrays.values())
+        with atomic_path(path, needed=needed) as tmp:
+            np.savez(tmp, **arrays)
         self.chunks[str(neuron_id)] = path
 
     def finish(self, splits: dict[str, list[str]]) -> dict[str, int]:
-        """Write ``<split>/points.npy`` and ``fragments.npz``; returns fragment counts."""
+        """Write ``<split>/points.npy`` and ``fragments.npz``; returns fragment counts.
+
+        A file system without room for a split's points is refused before it is written
+        (:class:`mogen.errors.OutputError` with the bytes needed and free)."""
         counts = {}
         for split in SPLITS:
             ids = splits.get(split, [])
@@ -74,6 +82,7 @@ class DatasetWriter:
             total = sum(len(m["points"]) for m in metas)
             d = self.out / split
             d.mkdir(parents=True, exist_ok=True)
+            check_space(d / "points.npy", total * self.n * 3 * 4)
             pts = np.lib.format.open_memmap(d / "points.npy", mode="w+", dtype=np.float32, shape=(total, self.n, 3))
             k = 0
             for m in metas:

@@ -12,7 +12,8 @@ import warnings
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
-from mogen.errors import DataError, DatasetError, UsageError
+from mogen.errors import DataError, DatasetError, OutputError, UsageError
+from mogen.outputs import is_write_error, write_failure
 from mogen.runtime import available_cores  # noqa: F401  (also imported from here by callers)
 from .fragments import (DEFAULT_MAX_FRAGMENTS, DEFAULT_MIN_AREA_FRAC, DEFAULT_POINTS, DEFAULT_RADIUS_UM,
                         DEFAULT_SPACING_UM, make_fragments)
@@ -72,6 +73,7 @@ SPACING_RANGE_UM = (1e-3, 1e7)
 POINTS_RANGE = (1, 1_000_000)
 MIN_AREA_FRAC_RANGE = (0.0, 4.0)  # 4πR² is the area of the ball's own sphere
 OUTPUTS = ("manifest.json", "preview.png", *SPLITS)  # what prepare writes into --out
+SPLIT_FILES = ("points.npy", "fragments.npz")  # what it writes into each split folder
 PARTIAL = ".prepare-partial-"  # working folder beside --out: .NAME.prepare-partial-PID
 
 
@@ -139,15 +141,35 @@ def check_out(out: Path, inputs: list[str], force: bool) -> None:
         except DatasetError as exc:
             raise UsageError(f"--out {out} holds {', '.join(ours)}, but not as a dataset of `mogen prepare` "
                              f"({exc.problem.split(':')[0]}); --force replaces only prepare's own outputs: choose another --out") from None
-    for stale in out.parent.glob(f".{out.name}{PARTIAL}*"):
-        print(f"note: {stale} is left over from an interrupted `mogen prepare`; it can be deleted", file=sys.stderr)
+    foreign = [f for split in SPLITS if (out / split).is_dir() for f in sorted((out / split).iterdir())
+               if f.name not in SPLIT_FILES]
+    if foreign:
+        raise UsageError(f"--out {out} holds {foreign[0]}{f' (and {len(foreign) - 1} more)' if len(foreign) > 1 else ''}, "
+                         f"which `mogen prepare` did not write, inside a split folder it would replace; --force replaces "
+                         "only prepare's own outputs: move it away or choose another --out")
+
+
+def clear_stale_work(out: Path) -> None:
+    """Remove the working folders of earlier runs on ``out`` that were interrupted before the swap
+    (they still hold INCOMPLETE.txt and only prepare's files). Called under the lock on ``out``,
+    so no other prepare of ``out`` is running; any other leftover is named, not touched."""
+    from .dataset import _CHUNKS
+
+    known = {"INCOMPLETE.txt", _CHUNKS, *OUTPUTS}
+    for stale in sorted(out.parent.glob(f".{out.name}{PARTIAL}*")):
+        if stale.is_dir() and (stale / "INCOMPLETE.txt").is_file() and {f.name for f in stale.iterdir()} <= known:
+            shutil.rmtree(stale)
+            print(f"note: removed {stale}, left by an interrupted `mogen prepare` of {out}", file=sys.stderr)
+        else:
+            print(f"note: {stale} is left over from an interrupted `mogen prepare` (it may hold the dataset that was "
+                  f"in {out} before it); look inside, then delete it", file=sys.stderr)
 
 
 def _work_dir(out: Path) -> Path:
     """A fresh folder beside --out that the dataset is written into, clearly marked as partial."""
+    work = out.parent / f".{out.name}{PARTIAL}{os.getpid()}"
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
-        work = out.parent / f".{out.name}{PARTIAL}{os.getpid()}"
         if work.exists():
             shutil.rmtree(work)
         work.mkdir()
@@ -155,6 +177,9 @@ def _work_dir(out: Path) -> Path:
             f"An unfinished `mogen prepare --out {out}` (process {os.getpid()}) writes here; the dataset is moved to\n"
             f"{out} when it is complete. If that run is gone, this folder can be deleted.\n")
     except OSError as exc:
+        shutil.rmtree(work, ignore_errors=True)
+        if is_write_error(exc):  # named by the folder: the working folder is gone again
+            raise write_failure(OSError(exc.errno, exc.strerror), out.parent.resolve()) from None
         raise UsageError(f"--out {out}: cannot write beside it in {out.parent} ({exc.strerror or exc})") from None
     return work
 
@@ -256,19 +281,37 @@ def _process(spec: tuple, settings: dict):
     return entry, fr, fp, None
 
 
+def outputs(args) -> dict:
+    """What this run writes, locked for its duration by :func:`mogen.cli.run_command`."""
+    return {"--out": Path(args.out)}
+
+
 def run(args: argparse.Namespace) -> int:
     settings = check_args(args)
     jobs = collect_inputs(args.inputs) if args.inputs else None
     out = Path(args.out)
     check_out(out, list(args.inputs), args.force)
+    clear_stale_work(out)
     work = _work_dir(out)
     try:
-        code = _prepare(args, settings, jobs, work, out)
+        try:
+            code = _prepare(args, settings, jobs, work, out)
+        except OSError as exc:  # a full disk or no permission in the working folder
+            if not is_write_error(exc):
+                raise
+            raise _unchanged(write_failure(exc, work), out) from None
+        except OutputError as exc:
+            raise _unchanged(exc, out) from None
         if code == 0:
             _swap_in(work, out)
         return code
     finally:
         shutil.rmtree(work, ignore_errors=True)
+
+
+def _unchanged(exc: OutputError, out: Path) -> OutputError:
+    """The error of writing the working folder, told of --out (the working folder is gone with it)."""
+    return OutputError(out, "", f"{exc.problem} (nothing written; {out} is unchanged)")
 
 
 def _prepare(args: argparse.Namespace, settings: dict, jobs, work: Path, out: Path) -> int:
@@ -329,6 +372,8 @@ def _prepare(args: argparse.Namespace, settings: dict, jobs, work: Path, out: Pa
     try:
         counts = writer.finish(splits)
     except OSError as exc:
+        if is_write_error(exc):
+            raise
         raise DataError(work, "", f"cannot write the dataset ({exc.strerror or exc}); {out} is unchanged") from None
     split_of = {i: s for s, ids in splits.items() for i in ids}
     for n in ok:

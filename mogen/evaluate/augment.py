@@ -55,6 +55,7 @@ from mogen.augment.volume import MAX_VOXELS, Obj, VolumeSpec, cut_candidates, re
 from mogen.data import SPLITS, check_generator, read_manifest, read_split
 from mogen.data.dataset import cell_of
 from mogen.errors import UsageError
+from mogen.outputs import atomic_path, write_json, write_text
 from mogen.runlog import WANDB_MODES, log_report
 
 # bump when what a cached volume / a cached run holds changes
@@ -378,10 +379,8 @@ def _volume_job(job: dict) -> dict:
 
 
 def _save(path: Path, obj) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb") as f:
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:
         pickle.dump(obj, f, protocol=5)
-    os.replace(tmp, path)
 
 
 def _load(path: Path):
@@ -408,7 +407,7 @@ def _run_job(job: dict) -> dict:
     s, y = np.concatenate(test_scores), np.concatenate([t.same for _, t in test])
     out = dict(job, threshold=threshold, val_errors_per_mm=val_errors, auroc=auroc(s[y], s[~y]), train_examples=len(same),
                train_seconds=train_s, seconds=time.time() - t0, **res)
-    (Path(w["cache"]) / f"run_{job['key']}.json").write_text(json.dumps(out))
+    write_json(Path(w["cache"]) / f"run_{job['key']}.json", out, indent=None)  # read back by later runs
     return out
 
 
@@ -457,7 +456,7 @@ def _prepare_out(s: Settings) -> tuple[Path, Path]:
                                  "or choose another folder")
     (out / "cache").mkdir(parents=True, exist_ok=True)
     (out / "volumes").mkdir(parents=True, exist_ok=True)
-    record.write_text(json.dumps(identity, indent=1))
+    write_json(record, identity)
     return out, out / "cache"
 
 
@@ -597,7 +596,7 @@ def _pct(d) -> str:
 
 def write_report(rep: dict, out: Path) -> None:
     out.mkdir(parents=True, exist_ok=True)
-    (out / "report.json").write_text(json.dumps(rep, indent=1, default=float))
+    write_json(out / "report.json", rep, default=float)
     st, vol, b = rep["settings"], rep["volumes"], rep["baselines"]
     spec = st["volume"]
     lines = [
@@ -632,7 +631,7 @@ def write_report(rep: dict, out: Path) -> None:
                      f"{_ci(r['merge_per_mm'], 2)} | {_ci(r['voi'])} | {_ci(r['arand'])} | {_ci(r['auroc'])} | "
                      f"{r['train_false_contact_fraction']:.2f} | {_pct(vs.get('errors_per_mm'))} | {mde} | "
                      f"{_pct(vs.get('voi'))} | {_pct(vs.get('arand'))} |")
-    (out / "report.md").write_text("\n".join(lines) + "\n")
+    write_text(out / "report.md", "\n".join(lines) + "\n")
     _plot(rep, out / "augment.png")
 
 
@@ -820,6 +819,11 @@ def check_settings(s: Settings) -> None:
         raise UsageError(f"--synthetic {s.synthetic}: no such file (write one with sample.py)")
     if s.volume.voxels > MAX_VOXELS:  # also in VolumeSpec.check; kept explicit for the message order
         raise UsageError(f"volumes of {s.volume.voxels:,} voxels do not fit in memory")
+
+
+def outputs(args) -> dict:
+    """What this run writes, locked for its duration by :func:`mogen.cli.run_command`."""
+    return {"--out": Path(args.out)}
 
 
 def run(args: argparse.Namespace) -> int:

@@ -25,7 +25,6 @@ Writes ``report.json``, ``report.md`` and ``control.png`` (requested vs realised
 
 from __future__ import annotations
 
-import json
 import sys
 import time
 from pathlib import Path
@@ -35,6 +34,7 @@ import torch
 from scipy.stats import pearsonr, spearmanr
 
 from mogen.errors import UsageError
+from mogen.outputs import check_own, json_with, write_json, write_text
 
 DESCRIPTION = __doc__
 TYPES = ("axon", "dendrite")
@@ -222,6 +222,11 @@ def add_arguments(p) -> None:
     p.add_argument("--force", action="store_true")
 
 
+def outputs(args) -> dict:
+    """What this run writes, locked for its duration by :func:`mogen.cli.run_command`."""
+    return {"--out": Path(args.out)}
+
+
 def run(args) -> int:
     from mogen.data.dataset import read_manifest
     from mogen.sampling import load_generator
@@ -232,6 +237,7 @@ def run(args) -> int:
     out = Path(args.out)
     if (out / "report.json").exists() and not args.force:
         raise UsageError(f"{out / 'report.json'} exists; pass --force to replace it")
+    check_own(out / "report.json", lambda p: json_with(p, ("checkpoint", "ends", "type", "caliber")), "mogen.evaluate.control")
     if args.pretrained:
         from mogen.pretrained import checkpoint_path
 
@@ -246,7 +252,7 @@ def run(args) -> int:
               "caliber": control_scalar("caliber", model, state, Path(args.reference), args.n, args.steps, args.seed + 4)}
     report["seconds"] = round(time.perf_counter() - t0, 1)
     out.mkdir(parents=True, exist_ok=True)
-    (out / "report.json").write_text(json.dumps(report, indent=1))
+    write_json(out / "report.json", report)
     ty = report["type"]
 
     def row(name, label):
@@ -265,7 +271,7 @@ def run(args) -> int:
              f"| type | {', '.join(TYPES)} | accuracy {ty['accuracy']:.2f} ({', '.join(f'{k} {v:.2f}' for k, v in ty['accuracy_per_type'].items())}) | "
              f"{ty['unconditional_floor_accuracy']:.2f} | classifier on real test {ty['classifier_test_accuracy_ceiling']:.2f} |",
              row("caliber", "caliber (µm)")]
-    (out / "report.md").write_text("\n".join(lines) + "\n")
+    write_text(out / "report.md", "\n".join(lines) + "\n")
     plot(report, out / "control.png")
     print(f"controllability -> {out / 'report.md'} ({report['seconds']} s)")
     return 0

@@ -63,6 +63,7 @@ from mogen.evaluate.baselines import BASELINE_LABELS, make_baselines
 from mogen.evaluate.critic import two_sample_test
 from mogen.data import check_generator, read_split
 from mogen.errors import UsageError
+from mogen.outputs import atomic_path, check_own, json_with, write_json, write_text
 from mogen.metrics.features import FEATURE_NAMES, cloud_features
 from mogen.samples import read_samples
 from mogen.metrics.memorization import memorization, nearest_chamfer
@@ -72,6 +73,7 @@ from mogen.metrics.morphometrics import MORPH_NAMES, compare_morphometrics, morp
 from mogen.metrics.pointcloud import chamfer_matrix, emd_matrix, outside_ball, pointflow_metrics, subsample
 from mogen.runlog import WANDB_MODES, log_report
 
+REPORT_KEYS = ("format", "rows", "settings")  # what marks a report.json as this command's
 CACHE_FORMAT = 4  # bump when the cached scorer state or row layout changes
 NN_FEATURE = FEATURE_NAMES.index("nn_mean")
 CRITIC_K = 12  # neighbours in the critic's kNN graphs (two_sample_test's default)
@@ -142,6 +144,7 @@ def check_request(request: Request, settings: Settings) -> None:
     out = request.out
     if out.exists() and (not out.is_dir() or any(out.iterdir())) and not request.force:
         raise UsageError(f"{out} exists and is not empty; choose a new --out or pass --force")
+    check_own(out / "report.json", lambda p: json_with(p, REPORT_KEYS), "mogen evaluate")
     for name in ("n", "cd_points", "emd_points", "train_n"):
         if getattr(settings, name) < 2:
             raise UsageError(f"--{name.replace('_', '-')} must be at least 2, got {getattr(settings, name)}")
@@ -747,7 +750,8 @@ def evaluate(request: Request, settings: Settings, log=_log) -> dict:
         keep = {**cached_rows, **keep}
         if cached is None or set(keep) != set(cached_rows):
             cache_file.parent.mkdir(parents=True, exist_ok=True)
-            torch.save({"scorer": scorer.state(), "rows": keep}, cache_file)
+            with atomic_path(cache_file) as tmp:  # a later report reads it: never half-written
+                torch.save({"scorer": scorer.state(), "rows": keep}, tmp)
             log(f"cached reference-side work and baseline rows in {cache_file}")
 
     warnings = [conditioning_warning(meta, request.split)] if meta.get("conditioned_on_reference") else []
@@ -771,12 +775,17 @@ def evaluate(request: Request, settings: Settings, log=_log) -> dict:
     log("writing plots ...")
     plots(out, rows, scorer.ref_features, scorer.ref_morph, reference, settings.radius_um)
     report["timings"]["total_s"] = time.perf_counter() - t_start
-    (out / "report.json").write_text(json.dumps(_jsonable(report), indent=1))
-    (out / "report.md").write_text(markdown(report))
+    write_json(out / "report.json", _jsonable(report))
+    write_text(out / "report.md", markdown(report))
     log(f"wrote {out}/report.json, report.md and plots")
     if request.wandb != "off":
         log_to_wandb(_jsonable(report), request, log)
     return report
+
+
+def outputs(args) -> dict:
+    """What this run writes, locked for its duration by :func:`mogen.cli.run_command`."""
+    return {"--out": Path(args.out)}
 
 
 def run(args) -> int:

@@ -39,6 +39,7 @@ from pathlib import Path
 import numpy as np
 
 from mogen.errors import UsageError
+from mogen.outputs import check_own, json_with, write_json, write_text
 from mogen.metrics.neurite import DISTRIBUTIONS, SCALARS, compare_sets, cut_piece, neurite_metrics, resurface
 
 DESCRIPTION = __doc__
@@ -252,12 +253,18 @@ def add_arguments(p) -> None:
     p.add_argument("--force", action="store_true")
 
 
+def outputs(args) -> dict:
+    """What this run writes, locked for its duration by :func:`mogen.cli.run_command`."""
+    return {"--out": Path(args.out)}
+
+
 def run(args) -> int:
     if args.pieces < 1 or args.random_walks < 0 or args.length_um < 0 or args.density < 0:
         raise UsageError("--pieces must be >= 1; --random-walks, --length-um and --density >= 0")
     out = Path(args.out)
     if (out / "report.json").exists() and not args.force:
         raise UsageError(f"{out / 'report.json'} exists; pass --force to replace it")
+    check_own(out / "report.json", lambda p: json_with(p, ("grown", "results", "counts")), "mogen.evaluate.whole")
     t0 = time.perf_counter()
     rng = np.random.default_rng(args.seed)
     grown, crop = load_grown(args.grown)
@@ -291,8 +298,8 @@ def run(args) -> int:
               "reference": ref_note, "ceiling": ceil_note, "piece_length_um": length,
               "resurface_density_per_um2": None if args.no_resurface else density, "counts": counts,
               "results": results, "seconds": round(time.perf_counter() - t0, 1)}
-    (out / "report.json").write_text(json.dumps(record, indent=1))
-    (out / "report.md").write_text(
+    write_json(out / "report.json", record)
+    write_text(out / "report.md", 
         f"# Whole-neurite report\n\nGrown: {len(grown)} neurites. Reference: {ref_note}, {args.pieces} pieces per "
         f"neuron of {length:.0f} µm cable. Ceiling: {ceil_note}. Floor: {args.random_walks} random-walk pieces. "
         f"Real and random-walk pieces {'as skeletons' if args.no_resurface else f'resurfaced at {density:.1f} points/µm² and skeletonised'}.\n"
