@@ -18,7 +18,8 @@ memorisation): ``--n`` (default 256) unconditional samples, *raw* (not clipped),
   these sizes) and its ratio to the real-train row,
 - 1-NNA-CD (128 random points per cloud),
 - the fraction of points outside the crop ball (real: 0),
-- NN ratio: mean nearest-neighbour distance generated / reference (clumping: < 1),
+- NN ratios: mean distance to the 1st / 8th / 32nd / 128th neighbour, generated / reference
+  (beads: < 1 at small k and > 1 past the bead size),
 - branch points, leaves and cable (mean per fragment) next to the reference means.
 
 ``--clipped`` adds a row with the same samples clipped onto the ball (for comparison with
@@ -47,6 +48,7 @@ from mogen.data import read_split  # noqa: E402
 from mogen.data.conditions import COND_GROUP_NAMES, group_index  # noqa: E402
 from mogen.evaluate.baselines import make_baselines  # noqa: E402
 from mogen.evaluate.generation import Scorer, Settings, draw_reference  # noqa: E402
+from mogen.metrics.pointcloud import SPACING_KS  # noqa: E402
 from mogen.sampling import draw_conditions, load_generator, sample_clouds  # noqa: E402
 from mogen.training import ensure_data  # noqa: E402
 from common import record  # noqa: E402  (bench/)
@@ -85,6 +87,7 @@ def summary(row: dict, real: dict) -> dict:
         "n": row["n"], "m": row["m"], "feature_mmd": row["feature_mmd"], "mmd_floor": row["mmd_floor"],
         "mmd_vs_real": row["feature_mmd"] / real["feature_mmd"], "nna_cd": row["cd"]["1-NNA"],
         "outside_ball": row["outside_ball"], "outside_1.2": row["outside_1.2"], "nn_ratio": row["nn_ratio"],
+        "nn_ratios": [row[f"nn_ratio_k{k}"] for k in SPACING_KS],
     }
     for k in MORPH_SHOWN:
         out[k] = m[k]["mean_generated"]
@@ -128,7 +131,7 @@ def evaluate(ckpt, scorer, real, args, weights: str = "ema") -> dict:
 def fmt_row(name: str, s: dict) -> str:
     morph = " | ".join(f"{s[k]:.2f} / {s[f'{k}_ref']:.2f}" for k in MORPH_SHOWN)
     return (f"| {name} | {s['feature_mmd']:.2f} [{s['mmd_floor']:.2f}] | {s['mmd_vs_real']:.1f}x | "
-            f"{100 * s['nna_cd']:.1f}% | {100 * s['outside_ball']:.2f}% | {s['nn_ratio']:.2f} | {morph} |")
+            f"{100 * s['nna_cd']:.1f}% | {100 * s['outside_ball']:.2f}% | {' / '.join(f'{r:.2f}' for r in s['nn_ratios'])} | {morph} |")
 
 
 def markdown(results, real, args, cmd, neurons) -> str:
@@ -140,7 +143,7 @@ def markdown(results, real, args, cmd, neurons) -> str:
         f"{args.split} neuron(s) {', '.join(neurons)}; [floor] = the feature-MMD two samples of one distribution score "
         "at these sizes. Morphometrics: generated / reference mean per fragment.",
         "",
-        "| checkpoint | feature-MMD [floor] | vs real | 1-NNA-CD | outside ball | NN ratio | "
+        "| checkpoint | feature-MMD [floor] | vs real | 1-NNA-CD | outside ball | NN ratio k1 / k8 / k32 / k128 | "
         + " | ".join(MORPH_SHOWN) + " |",
         "|---" * 9 + "|",
         fmt_row("real train fragments", real),

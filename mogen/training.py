@@ -422,6 +422,7 @@ def _final_eval(run: Run, log) -> None:
     from mogen.data import read_split
     from mogen.metrics.features import cloud_features
     from mogen.metrics.mmd import feature_scale, mmd_floor, mmd_rbf
+    from mogen.metrics.pointcloud import SPACING_KS, knn_spacing
     from mogen.sampling import draw_conditions, sample_clouds
 
     val = read_split(run.data_dir, "val")
@@ -441,6 +442,8 @@ def _final_eval(run: Run, log) -> None:
     out = {"eval_n": n, "eval_feature_mmd": 1000 * mmd_rbf(fg / scale, fr / scale), "eval_mmd_floor": mmd_floor(n, n),
            "eval_out_of_ball": float((np.linalg.norm(gen, axis=-1) > 1).mean()),
            "eval_nn_ratio": float(fg[:, 4].mean() / fr[:, 4].mean())}
+    for k, g, r in zip(SPACING_KS, knn_spacing(gen).mean(0), knn_spacing(ref).mean(0)):
+        out[f"eval_nn_ratio_k{k}"] = float(g / r)
     log.summary(out)
     print("final realism vs val split: " + ", ".join(f"{k} {v:.4g}" for k, v in out.items()), flush=True)
 

@@ -102,6 +102,7 @@ def test_report_numbers_carry_n_floor_outside_fraction_and_provenance(dataset, t
     assert row["outside_ball"] == pytest.approx(outside)
     assert row["clouds_with_outside_points"] == pytest.approx(3 / 12)
     assert 0.5 < row["nn_ratio"] < 2
+    assert all(0.5 < row[f"nn_ratio_k{k}"] < 2 for k in (1, 8, 32, 128))
     assert report["warnings"] == [] and not report["samples"]["conditioned_on_reference"]
     # provenance written by the sampler is carried into the report as written
     assert report["samples"]["solver"] == "euler" and report["samples"]["steps"] == 8

@@ -186,6 +186,7 @@ def test_wandb_offline_run_logs_history(dataset, tmp_path):
     train(_cfg(dataset, out, max_steps=3, wandb="offline", val_every=2, val_batches=1, batch_size=2, eval_n=4))
     summary = json.loads((out / "summary.json").read_text())
     assert summary["eval_n"] == 4 and summary["eval_feature_mmd"] >= 0 and 0 <= summary["eval_out_of_ball"] <= 1
+    assert all(summary[f"eval_nn_ratio_k{k}"] > 0 for k in (1, 8, 32, 128))
     for _ in range(60):  # wandb-core may still be flushing its log after finish()
         rows = wandb_history(out)
         if len({r["_step"] for r in rows}) == 3:

@@ -70,7 +70,8 @@ from mogen.metrics.memorization import memorization, nearest_chamfer
 from mogen.metrics.parallel import default_workers, map_chunks, split
 from mogen.metrics.mmd import feature_scale, mmd_floor, mmd_rbf
 from mogen.metrics.morphometrics import MORPH_NAMES, compare_morphometrics, morphometrics
-from mogen.metrics.pointcloud import chamfer_matrix, emd_matrix, outside_ball, pointflow_metrics, subsample
+from mogen.metrics.pointcloud import (SPACING_KS, chamfer_matrix, emd_matrix, knn_spacing, outside_ball, pointflow_metrics,
+                                      subsample)
 from mogen.runlog import WANDB_MODES, log_report
 
 REPORT_KEYS = ("format", "rows", "settings")  # what marks a report.json as this command's
@@ -246,7 +247,7 @@ class Scorer:
     """
 
     STATE = ("ref_features", "train_features", "scale", "floor_kernel", "ref_cd", "d_rr", "ref_emd", "e_rr",
-             "ref_morph", "heldout_to_train")
+             "ref_morph", "heldout_to_train", "ref_spacing")
     METRICS = ("cd", "emd", "morph", "mem", "critic")
 
     def __init__(self, reference, train, settings: Settings, log=None, state: dict | None = None,
@@ -257,13 +258,18 @@ class Scorer:
         self.reference, self.train = reference, train
         self._known_features: dict[bytes, np.ndarray] | None = None
         if state is not None:
-            self.__dict__.update({k: state[k] for k in self.STATE})
+            self.__dict__.update({k: state[k] for k in self.STATE if k != "ref_spacing"})
+            # Caches written before the spacing metric existed lack it: compute it then.
+            self.ref_spacing = state.get("ref_spacing")
+            if self.ref_spacing is None:
+                self.ref_spacing = knn_spacing(reference).mean(0)
             return
         s, p, w = settings, progress, workers
         self.ref_features = self._timed("features: reference", self.features, reference)
         self.train_features = self._timed("features: train", self.features, train)
         self.scale = feature_scale(self.train_features)
         self.floor_kernel = mmd_floor(1, 1, self.ref_features / self.scale, s.sigma) / 2000.0  # 1 - E k(x, x')
+        self.ref_spacing = self._timed("spacing: reference", knn_spacing, reference).mean(0)
         self.ref_cd = self.d_rr = self.ref_emd = self.e_rr = self.ref_morph = self.heldout_to_train = None
         if "cd" in metrics:
             self.ref_cd = subsample(reference, s.cd_points, seed=s.seed)
@@ -326,6 +332,10 @@ class Scorer:
         row["mmd_floor"] = 1000.0 * (1.0 / n + 1.0 / m) * self.floor_kernel
         row["features_mean"] = dict(zip(FEATURE_NAMES, feats.mean(0).tolist()))
         row["nn_ratio"] = float(feats[:, NN_FEATURE].mean() / self.ref_features[:, NN_FEATURE].mean())
+        # Uniformity at several scales (k = 1, 8, 32, 128): generated ÷ reference spacing.
+        spacing = self._timed(f"spacing: {label}", knn_spacing, clouds).mean(0)
+        for k, g, r in zip(SPACING_KS, spacing, self.ref_spacing):
+            row[f"nn_ratio_k{k}"] = float(g / r)
         out = outside_ball(clouds)
         row["outside_ball"] = float(out.mean())
         row["outside_1.2"] = float(outside_ball(clouds, 1.2).mean())
@@ -443,7 +453,7 @@ def markdown(report: dict) -> str:
         "",
         provenance_line(report["samples"]),
         "",
-        "| set | feature-MMD ×1000 ↓ [floor] | outside ball ↓ | NN ratio (→1) | 1-NNA-CD (→50%) | critic acc. (→50%) [95% CI] "
+        "| set | feature-MMD ×1000 ↓ [floor] | outside ball ↓ | NN ratio k1 / k8 / k32 / k128 (→1) | 1-NNA-CD (→50%) | critic acc. (→50%) [95% CI] "
         "| COV-CD ↑ | MMD-CD ×10³ ↓ | 1-NNA-EMD (→50%) | COV-EMD ↑ | MMD-EMD ×10² ↓ | morph KS ↓ | train/held-out CD ratio "
         "| copies |",
         "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
@@ -454,7 +464,7 @@ def markdown(report: dict) -> str:
             r["label"],
             f"{r['feature_mmd']:.2f} [{r['mmd_floor']:.2f}]",
             _pct(r["outside_ball"]),
-            f"{r['nn_ratio']:.2f}",
+            " / ".join(f"{r[f'nn_ratio_k{k}']:.2f}" if f"nn_ratio_k{k}" in r else "–" for k in SPACING_KS),
             _pct(cd["1-NNA"]) if cd else "–",
             _critic_cell(r.get("critic")),
             _pct(cd["COV"]) if cd else "–",
@@ -510,7 +520,8 @@ def markdown(report: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-TABLE_COLUMNS = ("set", "n", "feature_mmd", "mmd_floor", "outside_ball", "nn_ratio", "1-NNA-CD", "COV-CD", "MMD-CD",
+TABLE_COLUMNS = ("set", "n", "feature_mmd", "mmd_floor", "outside_ball", "nn_ratio",
+                 *(f"nn_ratio_k{k}" for k in SPACING_KS), "1-NNA-CD", "COV-CD", "MMD-CD",
                  "1-NNA-EMD", "COV-EMD", "MMD-EMD", "morph_ks", "critic_accuracy", "critic_n_per_side",
                  "train_heldout_cd_ratio", "copies")
 PLOTS = ("features.png", "fragments.png", "morphometrics.png", "memorization.png")
@@ -531,6 +542,7 @@ def report_tables(report: dict) -> dict[str, tuple[list[str], list[list]]]:
     for key, r in report["rows"].items():
         cd, emd, mem, critic = r.get("cd") or {}, r.get("emd") or {}, r.get("memorization") or {}, r.get("critic") or {}
         realism.append([r.get("label", key), r["n"], r["feature_mmd"], r["mmd_floor"], r["outside_ball"], r["nn_ratio"],
+                        *(r.get(f"nn_ratio_k{k}", nan) for k in SPACING_KS),
                         cd.get("1-NNA", nan), cd.get("COV", nan), cd.get("MMD", nan),
                         emd.get("1-NNA", nan), emd.get("COV", nan), emd.get("MMD", nan), r.get("morph_ks_mean", nan),
                         critic.get("accuracy", nan), critic.get("n_per_side", 0),

@@ -199,6 +199,33 @@ def outside_ball(clouds, radius: float = 1.0) -> np.ndarray:
     return (np.linalg.norm(x, axis=-1) > radius).mean(-1)
 
 
+SPACING_KS = (1, 8, 32, 128)
+
+
+def knn_spacing(clouds, ks=SPACING_KS) -> np.ndarray:
+    """Per cloud, the mean distance of a point to its k-th nearest neighbour, k in ``ks``: [n, len(ks)].
+
+    Generated ÷ real, per k, says how uniform a generator's surface is: beads (points piled onto
+    each other with gaps between) give ratios < 1 at small k and > 1 at k past the bead size. A
+    cloud of fuzzy clusters can look right up to k = 32 and still be clumped, hence k = 128.
+    k larger than a cloud allows is capped at its N - 1.
+
+    >>> import numpy as np
+    >>> grid = np.stack(np.meshgrid(*[np.arange(6.0)] * 3), -1).reshape(1, -1, 3)  # spacing 1
+    >>> knn_spacing(grid, ks=(1,)).tolist()
+    [[1.0]]
+    >>> knn_spacing(np.concatenate([grid, grid], 1), ks=(1,)).tolist()  # every point doubled: a bead of 2
+    [[0.0]]
+    """
+    x = as_clouds(clouds)
+    kmax = min(max(ks), x.shape[1] - 1)
+    out = np.empty((len(x), len(ks)))
+    for i, c in enumerate(x):
+        d, _ = cKDTree(c).query(c, k=kmax + 1)  # column 0 is the point itself
+        out[i] = [d[:, min(k, kmax)].mean() for k in ks]
+    return out
+
+
 def chamfer(x, y) -> float:
     """Exact CD of two clouds of any size via k-d trees (no subsampling; ~2 ms at 2,048)."""
     x = np.asarray(x, dtype=np.float64)
